@@ -1,0 +1,144 @@
+"""Random-read throughput of the feature store vs. the alternatives, side by side.
+
+    python benchmarks/store_bench.py [--records 20000] [--dir /tmp/lugpi-bench]
+
+Writes N records of two shapes — a pooled 768-d float16 vector and a 50x768
+float16 token matrix — three ways: the LMDB store (one record per key), one
+``.npy`` file per sample, and one contiguous ``np.memmap`` (the physical
+limit). Then reads all N in one random order, in a single process and
+through a torch DataLoader with 2 workers, and prints records/s, MB/s and the
+ratios the README quotes: store / file-per-sample (goal >= 5x) and
+memmap / store (goal <= 3x). Reads are from a warm page cache (the files were
+just written and fit in RAM), which is the steady state of a training run;
+DataLoader figures exclude the workers' start-up (the first batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from store import Store, close_all, encode_array, fingerprint, record_key
+
+SHAPES = {"pooled 768": (768,), "tokens 50x768": (50, 768)}
+FP = fingerprint({"benchmark": "store_bench"})
+
+
+class _Reader(torch.utils.data.Dataset):
+    """What a training DataLoader does: one sample per ``__getitem__``."""
+
+    def __init__(self, kind: str, root: Path, shape: tuple[int, ...], n: int):
+        self.kind, self.root, self.shape, self.n = kind, root, shape, n
+        self.store = Store(root / "store") if kind == "store" else None
+        self.keys = [record_key(FP, i) for i in range(n)] if kind == "store" else None
+        self.mm = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, indices: list[int]) -> list[np.ndarray]:
+        """Batched fetch (torch >= 2.2 calls this): one LMDB read transaction per batch."""
+        if self.kind == "store":
+            return self.store.get_many("features", [self.keys[i] for i in indices])
+        return [self[i] for i in indices]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self.kind == "store":
+            return self.store.get("features", self.keys[i])
+        if self.kind == "npy":
+            return np.load(self.root / "npy" / f"{i}.npy")
+        if self.mm is None:  # opened lazily, once per worker
+            self.mm = np.memmap(self.root / "data.bin", dtype=np.float16, mode="r", shape=(self.n, *self.shape))
+        return np.array(self.mm[i])
+
+
+def write_all(root: Path, shape: tuple[int, ...], n: int, chunk: int = 1000) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    store = Store(root / "store", create=True)
+    (root / "npy").mkdir(parents=True)
+    mm = np.memmap(root / "data.bin", dtype=np.float16, mode="w+", shape=(n, *shape))
+    times = {"store": 0.0, "npy": 0.0, "memmap": 0.0}
+    for start in range(0, n, chunk):
+        block = rng.standard_normal((min(chunk, n - start), *shape)).astype(np.float16)
+        t = time.perf_counter()
+        store.put_many("features", [(record_key(FP, start + j), encode_array(x)) for j, x in enumerate(block)])
+        times["store"] += time.perf_counter() - t
+        t = time.perf_counter()
+        for j, x in enumerate(block):
+            np.save(root / "npy" / f"{start + j}.npy", x)
+        times["npy"] += time.perf_counter() - t
+        t = time.perf_counter()
+        mm[start:start + len(block)] = block
+        times["memmap"] += time.perf_counter() - t
+    t = time.perf_counter()
+    mm.flush()
+    times["memmap"] += time.perf_counter() - t
+    del mm
+    return times
+
+
+def read_single(reader: _Reader, order: np.ndarray) -> float:
+    reader[int(order[0])]  # open lazily outside the clock
+    t = time.perf_counter()
+    for i in order:
+        reader[int(i)]
+    return time.perf_counter() - t
+
+
+def read_loader(reader: _Reader, order: np.ndarray, workers: int = 2) -> float:
+    sampler = [int(i) for i in order]
+    loader = torch.utils.data.DataLoader(reader, batch_size=64, sampler=sampler, num_workers=workers,
+                                         collate_fn=lambda xs: torch.from_numpy(np.stack(xs)),
+                                         persistent_workers=False)
+    batches = iter(loader)
+    first = len(next(batches))  # worker start-up is not read throughput
+    t = time.perf_counter()
+    rest = sum(len(b) for b in batches)
+    assert first + rest == len(order)
+    return (time.perf_counter() - t) * len(order) / rest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="lugpi-store-bench-", dir=args.dir))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+          f"{platform.python_version()}, torch {torch.__version__}; scratch {base}")
+    print(f"{args.records} records per shape, random order, warm page cache\n")
+    header = f"{'shape':14} {'access':16} {'method':7} {'rec/s':>10} {'MB/s':>9}"
+    try:
+        for name, shape in SHAPES.items():
+            root = base / name.split()[0]
+            mb = args.records * int(np.prod(shape)) * 2 / 1e6
+            writes = write_all(root, shape, args.records)
+            print(f"[{name}] write: " + ", ".join(f"{k} {args.records / v:,.0f} rec/s" for k, v in writes.items()))
+            print(header)
+            order = np.random.default_rng(1).permutation(args.records)
+            for access, fn in (("single process", read_single), (f"DataLoader x{args.workers}", read_loader)):
+                rates = {}
+                for kind in ("store", "npy", "memmap"):
+                    reader = _Reader(kind, root, shape, args.records)
+                    secs = fn(reader, order) if fn is read_single else fn(reader, order, args.workers)
+                    rates[kind] = args.records / secs
+                    print(f"{name:14} {access:16} {kind:7} {rates[kind]:>10,.0f} {mb / secs:>9,.0f}")
+                    close_all()
+                print(f"{'':14} {access:16} store/npy = {rates['store'] / rates['npy']:.1f}x (goal >= 5)   "
+                      f"memmap/store = {rates['memmap'] / rates['store']:.2f}x (goal <= 3)")
+            print()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The ``lugpi`` command: one Typer app, one module per subcommand.
+
+Exit codes: 0 success, 1 a problem the user can fix (bad value, missing data,
+corrupt store), 2 a command that is not built yet, 3 an unexpected internal
+error (a bug: rerun with ``-v`` for the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.exceptions import Abort, TyperException
+from typer.core import TyperGroup
+
+from lugpi_cli import __version__, console
+from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
+
+
+def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
+    err = console.err_console()
+    if console.state().verbose:
+        err.print_exception(show_locals=False)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    err.print(f"[bold red]{prefix}:[/] {message}", markup=True, highlight=False)
+    hint = getattr(exc, "hint", None)
+    if hint:
+        err.print(hint, markup=False, highlight=False)
+    if code == EXIT_INTERNAL and not console.state().verbose:
+        err.print("This is a bug in lugpi; rerun with -v for the traceback and report it.", highlight=False)
+    return code
+
+
+_GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
+_GLOBAL_VALUED = {"-w", "--workspace"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options written after the subcommand to the front.
+
+    ``lugpi store verify -v`` then means ``lugpi -v store verify``. Arguments
+    after ``--`` are left alone.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if i > 0 and (arg in _GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"})):
+            front.append(arg)
+        elif i > 0 and arg in _GLOBAL_VALUED and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 1
+        elif i > 0 and arg.split("=", 1)[0] == "--workspace":
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class LugpiGroup(TyperGroup):
+    """Maps exceptions to exit codes and one clear message (traceback only with -v)."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        from store.errors import StoreError
+
+        console.set_state(console.State())
+        args = hoist_global_options(list(sys.argv[1:] if args is None else args))
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "lugpi", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 0
+        except TyperException as exc:  # bad option value, missing argument, ...
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+            code = EXIT_USER_ERROR
+        except Abort:
+            code = EXIT_INTERRUPTED
+        except (UserError, StoreError) as exc:
+            code = _report(exc, getattr(exc, "exit_code", EXIT_USER_ERROR))
+        except KeyboardInterrupt:
+            console.err_console().print("Interrupted; finished batches are kept, rerun to resume.")
+            code = EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            code = _report(exc, EXIT_INTERNAL, prefix=f"Unexpected {type(exc).__name__}")
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=LugpiGroup,
+    name="lugpi",
+    help="Learning Using Generated Privileged Information: generate images for texts, embed them, "
+    "train a multimodal teacher, distil a text-only student. Every stage caches into one LMDB store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lugpi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    workspace: Annotated[
+        Path,
+        typer.Option(
+            "--workspace", "-w", envvar=console.WORKSPACE_ENV, show_envvar=True,
+            help="Holds the feature store (store/) and training runs (runs/).",
+        ),
+    ] = Path(console.DEFAULT_WORKSPACE),
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object on stdout; human output goes to stderr.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No human output (errors and --json still print).")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail; tracebacks on errors.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    console.set_state(console.State(workspace=workspace, json=json_out, quiet=quiet, verbose=verbose))
+
+
+def _register() -> None:
+    from lugpi_cli.commands import COMMANDS
+
+    for register in COMMANDS:
+        register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,15 @@
+"""One module per subcommand; each exposes ``register(app)``.
+
+Commands are thin: parse options, call the library, print with rich.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lugpi_cli.commands import not_built, store
+
+COMMANDS = [
+    partial(not_built.register, names=("generate", "embed", "train-teacher", "distill", "evaluate", "ablate")),
+    store.register,
+]

@@ -1,0 +1,112 @@
+"""Global CLI state and output: human text with rich, results as JSON.
+
+With ``--json`` the command's result goes to stdout as exactly one JSON object
+and everything meant for people (tables, progress, notes) goes to stderr, so
+``lugpi distill ... --json | jq .run_dir`` works. ``--quiet`` drops the human
+output but never errors or the JSON result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+DEFAULT_WORKSPACE = "lugpi-workspace"
+WORKSPACE_ENV = "LUGPI_WORKSPACE"
+
+
+@dataclass
+class State:
+    """Options given before the subcommand (``lugpi --json store info``)."""
+
+    workspace: Path = field(default_factory=lambda: Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE))
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+    @property
+    def store_path(self) -> Path:
+        return self.workspace / "store"
+
+    @property
+    def runs_path(self) -> Path:
+        return self.workspace / "runs"
+
+    def open_store(self, *, create: bool = False):
+        """The workspace's feature store (created on first write when ``create``)."""
+        from store import Store
+
+        return Store(self.store_path, create=create)
+
+
+# The state of the current invocation. The CLI sets it in the app callback; the
+# error handler reads ``verbose`` from it after the click context is gone.
+_state = State()
+
+
+def state() -> State:
+    return _state
+
+
+def set_state(new: State) -> State:
+    global _state
+    _state = new
+    return new
+
+
+def use_json(flag: bool) -> State:
+    """Merge a command's own ``--json`` flag into the global state."""
+    if flag:
+        _state.json = True
+    return _state
+
+
+PIPE_WIDTH = 200  # columns when output goes to a file or pipe (rich would assume 80)
+
+
+def human() -> Console:
+    """Where people-facing output goes: stdout normally, stderr in JSON mode."""
+    stream = sys.stderr if _state.json else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(file=stream, quiet=_state.quiet, highlight=False, width=width)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return value
+
+
+def emit(result: dict[str, Any], render: Callable[[Console], None] | None = None) -> None:
+    """Report a command's result: JSON on stdout with ``--json``, else ``render``."""
+    if _state.json:
+        if render is not None and not _state.quiet:
+            render(human())
+        sys.stdout.write(json.dumps(_jsonable(result), sort_keys=True) + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render(human())
+
+
+def note(message: str) -> None:
+    """A one-line human message (suppressed by ``--quiet``)."""
+    human().print(message)

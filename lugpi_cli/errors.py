@@ -1,0 +1,35 @@
+"""Errors a user can cause, and how the CLI reports them.
+
+Library code raises :class:`UserError` (or a subclass) for anything the user can
+fix: a bad path, a bad option value, missing data. The CLI prints its message
+and hint and exits with :data:`EXIT_USER_ERROR`, without a traceback unless
+``-v`` was given. Any other exception is a bug: exit :data:`EXIT_INTERNAL`.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_NOT_BUILT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A problem the user can fix. ``hint`` says what to do."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class NotBuiltError(UserError):
+    """A command or option that exists in the interface but is not built yet."""
+
+    exit_code = EXIT_NOT_BUILT

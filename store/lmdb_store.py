@@ -1,0 +1,380 @@
+"""The workspace's LMDB environment: named databases, batched writes, lazy per-process open.
+
+Discipline (see DESIGN.md):
+
+* one write transaction per batch, keys sorted; a crash loses at most the
+  batch in flight and never earlier, committed data (LMDB is copy-on-write
+  and syncs on commit);
+* ``MapFullError`` doubles the map and retries the same batch;
+* the environment opens lazily, once per process: a ``Store`` pickled into a
+  DataLoader worker, or inherited through ``fork``, reopens in the child;
+* readers never block the writer (MVCC); several processes may write, LMDB
+  serialises them;
+* a schema record refuses stores written by a newer format.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import lmdb
+
+from store import codec
+from store.errors import SchemaError, StoreError, StoreNotFound
+from store.keys import fingerprint_prefix
+
+NAMESPACES = ("images", "features", "teacher", "meta")
+SCHEMA_KEY = b"schema"
+SCHEMA_VERSION = 1
+FP_META_PREFIX = b"fp/"
+DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB to start; doubled whenever it fills
+MAX_READERS = 512
+
+# One environment per (path, process). LMDB forbids opening the same
+# environment twice in one process; a forked child closes the handle it
+# inherited (which releases nothing of the parent's: fcntl locks and reader
+# slots belong to the process) and opens its own.
+_ENVS: dict[str, tuple[int, lmdb.Environment, dict[str, Any]]] = {}
+_LOCK = threading.RLock()
+_GENERATION = 0  # bumped by close_all(); invalidates the handles Store objects cache
+
+
+def _data_file(path: Path) -> Path:
+    return path / "data.mdb"
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether a store has been created at ``path``."""
+    return _data_file(Path(path)).exists()
+
+
+def close_all() -> None:
+    """Close every environment this process opened (tests, compaction)."""
+    global _GENERATION
+    with _LOCK:
+        _GENERATION += 1
+        for key, (_, env, _) in list(_ENVS.items()):
+            env.close()
+            del _ENVS[key]
+
+
+class Store:
+    """A content-addressed record store in one LMDB environment.
+
+    Values are records from :mod:`store.codec`. Writes are idempotent: a key
+    already present is left alone (its bytes are, by construction of the key,
+    the same).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE):
+        self.path = Path(path)
+        self.create = create
+        self.initial_map_size = int(map_size)
+        self._cached: tuple[int, int, lmdb.Environment, dict[str, Any]] | None = None
+
+    # -- environment -----------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "create": self.create, "initial_map_size": self.initial_map_size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cached = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @property
+    def exists(self) -> bool:
+        return exists(self.path)
+
+    def _handles(self) -> tuple[lmdb.Environment, dict[str, Any]]:
+        pid = os.getpid()
+        cached = self._cached
+        if cached is not None and cached[0] == pid and cached[1] == _GENERATION:
+            return cached[2], cached[3]
+        key = os.path.realpath(self.path)
+        with _LOCK:
+            entry = _ENVS.get(key)
+            if entry is not None and entry[0] == pid:
+                self._cached = (pid, _GENERATION, entry[1], entry[2])
+                return entry[1], entry[2]
+            if entry is not None:  # inherited through fork: close it, open our own
+                entry[1].close()
+                del _ENVS[key]
+            env, dbs = self._open()
+            _ENVS[key] = (pid, env, dbs)
+            self._cached = (pid, _GENERATION, env, dbs)
+            return env, dbs
+
+    @property
+    def env(self) -> lmdb.Environment:
+        return self._handles()[0]
+
+    def _open(self) -> tuple[lmdb.Environment, dict[str, Any]]:
+        created = not exists(self.path)
+        if created and not self.create:
+            raise StoreNotFound(
+                f"no feature store at {self.path}",
+                "Check --workspace (or LUGPI_WORKSPACE); a store is created by the first command that "
+                "writes to it, e.g. `lugpi generate DATASET`.",
+            )
+        if created:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not os.access(self.path, os.W_OK):
+            raise StoreError(f"the store at {self.path} is not writable", "Check the directory's permissions.")
+        size = max(self.initial_map_size, _data_file(self.path).stat().st_size if not created else 0)
+        try:
+            env = lmdb.open(
+                str(self.path),
+                map_size=size,
+                subdir=True,
+                max_dbs=len(NAMESPACES) + 2,
+                max_readers=MAX_READERS,
+                readahead=False,
+                meminit=False,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        env.reader_check()  # clear reader slots left by killed processes
+        dbs = self._open_dbs(env)
+        self._check_schema(env, dbs)
+        return env, dbs
+
+    def _open_dbs(self, env: lmdb.Environment) -> dict[str, Any]:
+        while True:
+            try:
+                with _begin(env, write=True) as txn:
+                    return {ns: env.open_db(ns.encode(), txn=txn, create=True) for ns in NAMESPACES}
+            except lmdb.MapFullError:
+                env.set_mapsize(env.info()["map_size"] * 2)
+
+    def _check_schema(self, env: lmdb.Environment, dbs: dict[str, Any]) -> None:
+        with _begin(env) as txn:
+            raw = txn.get(SCHEMA_KEY, db=dbs["meta"])
+            found = codec.decode(raw) if raw is not None else None
+        if found is None:
+            record = codec.encode_json({"schema_version": SCHEMA_VERSION, "namespaces": list(NAMESPACES)})
+            with _begin(env, write=True) as txn:
+                txn.put(SCHEMA_KEY, record, overwrite=False, db=dbs["meta"])
+            return
+        version = int(found.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the store at {self.path} has schema version {version}, newer than this lugpi reads "
+                f"({SCHEMA_VERSION})",
+                "Upgrade lugpi (pip install -U lugpi) to use this store; nothing was changed.",
+            )
+
+    @contextmanager
+    def _txn(self, *, write: bool = False) -> Iterator[tuple[Any, dict[str, Any]]]:
+        env, dbs = self._handles()
+        txn = _begin(env, write=write)
+        try:
+            yield txn, dbs
+        except BaseException:
+            txn.abort()
+            raise
+        else:
+            txn.commit()
+
+    @contextmanager
+    def reader(self) -> Iterator["Reader"]:
+        """A read transaction for many gets; zero-copy decodes are valid inside it."""
+        with self._txn() as (txn, dbs):
+            yield Reader(txn, dbs)
+
+    # -- writes -----------------------------------------------------------
+    def write(self, batch: Mapping[str, Iterable[tuple[bytes, bytes]]], *, overwrite: bool = False) -> int:
+        """Commit records in several namespaces in ONE transaction; return how many were new.
+
+        Keys are sorted before insertion. If the map fills, it is doubled and the
+        whole batch retried, so a batch is either fully committed or not at all.
+        """
+        prepared = {ns: sorted((_as_key(k), bytes(v)) for k, v in items) for ns, items in batch.items()}
+        for ns in prepared:
+            _check_ns(ns)
+        if not any(prepared.values()):
+            return 0
+        while True:
+            try:
+                added = 0
+                with self._txn(write=True) as (txn, dbs):
+                    for ns, items in prepared.items():
+                        with txn.cursor(dbs[ns]) as cur:
+                            added += cur.putmulti(items, overwrite=overwrite)[1]
+                return added
+            except lmdb.MapFullError:
+                env = self.env
+                env.set_mapsize(env.info()["map_size"] * 2)
+
+    def put_many(self, namespace: str, items: Iterable[tuple[bytes, bytes]], *, overwrite: bool = False) -> int:
+        """Write encoded records into one namespace in one transaction."""
+        return self.write({namespace: items}, overwrite=overwrite)
+
+    def put(self, namespace: str, key: bytes | str, record: bytes, *, overwrite: bool = False) -> bool:
+        return self.put_many(namespace, [(key, record)], overwrite=overwrite) == 1
+
+    def delete_many(self, namespace: str, keys: Iterable[bytes | str]) -> int:
+        _check_ns(namespace)
+        with self._txn(write=True) as (txn, dbs):
+            return sum(bool(txn.delete(_as_key(k), db=dbs[namespace])) for k in sorted(keys, key=_as_key))
+
+    # -- reads ------------------------------------------------------------
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = False) -> Any:
+        """The decoded record (copied out of the map), or ``None``."""
+        env, dbs = self._handles()
+        txn = _begin(env)
+        try:
+            value = txn.get(_as_key(key), db=dbs[namespace])
+            return None if value is None else codec.decode(value, verify=verify)
+        except KeyError:
+            _check_ns(namespace)
+            raise
+        finally:
+            txn.abort()
+
+    def get_many(self, namespace: str, keys: Sequence[bytes | str], *, verify: bool = False) -> list[Any]:
+        """Decoded records for ``keys`` in order (``None`` where missing), one transaction."""
+        with self.reader() as r:
+            return [r.get(namespace, k, verify=verify) for k in keys]
+
+    def get_raw(self, namespace: str, key: bytes | str) -> bytes | None:
+        with self.reader() as r:
+            return r.get_raw(namespace, key)
+
+    def contains_many(self, namespace: str, keys: Sequence[bytes | str]) -> list[bool]:
+        with self.reader() as r:
+            return [r.contains(namespace, k) for k in keys]
+
+    def keys(self, namespace: str, prefix: bytes | str = b"") -> list[bytes]:
+        """All keys (optionally under a prefix), sorted."""
+        return [k for k, _ in self.iter_raw(namespace, prefix)]
+
+    def iter_raw(self, namespace: str, prefix: bytes | str = b"", *, batch: int = 4096) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, record bytes)`` in key order, copying out in short transactions.
+
+        Short read transactions keep a long scan from pinning old pages while
+        writers commit.
+        """
+        _check_ns(namespace)
+        pre = _as_key(prefix) if prefix else b""
+        start = pre
+        first = True
+        while True:
+            chunk: list[tuple[bytes, bytes]] = []
+            with self._txn() as (txn, dbs):
+                cur = txn.cursor(dbs[namespace])
+                ok = cur.set_range(start) if start else cur.first()
+                while ok:
+                    k = bytes(cur.key())
+                    if pre and not k.startswith(pre):
+                        break
+                    if first or k != start:
+                        chunk.append((k, bytes(cur.value())))
+                    if len(chunk) >= batch:
+                        break
+                    ok = cur.next()
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            start, first = chunk[-1][0], False
+
+    def sizes(self, namespace: str) -> Iterator[tuple[bytes, int]]:
+        """``(key, value length)`` for every record, without reading the values' pages."""
+        _check_ns(namespace)
+        with self._txn() as (txn, dbs):
+            return iter([(bytes(k), len(v)) for k, v in txn.cursor(dbs[namespace]).iternext()])
+
+    def count(self, namespace: str) -> int:
+        _check_ns(namespace)
+        with self._txn() as (txn, dbs):
+            return txn.stat(dbs[namespace])["entries"]
+
+    # -- metadata ---------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        return self.get("meta", key.encode("utf-8"))
+
+    def put_meta(self, key: str, value: Any, *, overwrite: bool = True) -> None:
+        self.put("meta", key.encode("utf-8"), codec.encode_json(value), overwrite=overwrite)
+
+    def register(self, namespace: str, fp: str, config: Any) -> None:
+        """Record which config a fingerprint stands for (shown by ``store info``).
+
+        Raises :class:`StoreError` if a different fingerprint already owns the
+        same 16-hex prefix (a collision the key scheme cannot tolerate).
+        """
+        _check_ns(namespace)
+        key = FP_META_PREFIX + fingerprint_prefix(fp).encode("ascii")
+        existing = self.get("meta", key)
+        if existing is not None:
+            if existing.get("fingerprint") != fp:
+                raise StoreError(
+                    f"fingerprint prefix collision: {fp} vs {existing.get('fingerprint')} in {self.path}"
+                )
+            if namespace in existing.get("namespaces", []):
+                return
+            existing["namespaces"] = sorted({*existing.get("namespaces", []), namespace})
+            self.put("meta", key, codec.encode_json(existing), overwrite=True)
+            return
+        entry = {"fingerprint": fp, "namespaces": [namespace], "config": config}
+        self.put("meta", key, codec.encode_json(entry), overwrite=False)
+
+    def fingerprints(self) -> dict[str, dict[str, Any]]:
+        """Registered fingerprints: ``{prefix: {"fingerprint", "namespaces", "config"}}``."""
+        return {
+            k[len(FP_META_PREFIX):].decode("ascii"): codec.decode(v)
+            for k, v in self.iter_raw("meta", FP_META_PREFIX)
+        }
+
+    def map_size(self) -> int:
+        return self.env.info()["map_size"]
+
+
+class Reader:
+    """Gets inside one read transaction."""
+
+    def __init__(self, txn: Any, dbs: dict[str, Any]):
+        self._txn = txn
+        self._dbs = dbs
+
+    def get_raw(self, namespace: str, key: bytes | str) -> bytes | None:
+        value = self._txn.get(_as_key(key), db=self._db(namespace))
+        return None if value is None else bytes(value)
+
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = False, copy: bool = True) -> Any:
+        value = self._txn.get(_as_key(key), db=self._db(namespace))
+        return None if value is None else codec.decode(value, verify=verify, copy=copy)
+
+    def contains(self, namespace: str, key: bytes | str) -> bool:
+        with self._txn.cursor(self._db(namespace)) as cur:
+            return cur.set_key(_as_key(key))
+
+    def _db(self, namespace: str) -> Any:
+        try:
+            return self._dbs[namespace]
+        except KeyError:
+            _check_ns(namespace)
+            raise
+
+
+def _begin(env: lmdb.Environment, *, write: bool = False) -> Any:
+    """Begin a transaction, adopting the map size if another process grew it."""
+    while True:
+        try:
+            return env.begin(write=write, buffers=not write)
+        except lmdb.MapResizedError:
+            env.set_mapsize(0)
+
+
+def _as_key(key: bytes | str) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else bytes(key)
+
+
+def _check_ns(namespace: str) -> None:
+    if namespace not in NAMESPACES:
+        raise ValueError(f"unknown store namespace {namespace!r}; use one of {', '.join(NAMESPACES)}")

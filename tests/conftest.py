@@ -1,0 +1,56 @@
+"""Fixtures shared by every test package.
+
+Real corpora live in ``../shared/data`` beside the checkout; tests that read
+them skip cleanly when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real corpora not available at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _close_stores():
+    """Each test starts with no LMDB environment open in this process."""
+    yield
+    from store import close_all
+
+    close_all()
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("LUGPI_WORKSPACE", str(ws))
+    return ws
+
+
+@pytest.fixture
+def cli(workspace):
+    """Run ``lugpi ARGS`` in-process; assert the exit code (default 0)."""
+    from lugpi_cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args, code: int = 0):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == code, (
+            f"lugpi {' '.join(map(str, args))} exited {result.exit_code}, expected {code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{result.exception!r}"
+        )
+        return result
+
+    return run

@@ -1,0 +1,134 @@
+"""info, verify, gc and merge — through the library and through `lugpi store ...`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from store import MergeConflict, Store, encode_array, encode_image, fingerprint, maintenance, record_key
+
+GEN = {"model": "tiny-sd", "steps": 2}
+ENC = {"encoder": "tiny-clip", "pooling": "cls"}
+GEN_FP, ENC_FP = fingerprint(GEN), fingerprint(ENC)
+
+
+def _fill(path, n_images=4, n_features=3, offset=0, value=0.0) -> Store:
+    store = Store(path, create=True)
+    store.register("images", GEN_FP, GEN)
+    store.register("features", ENC_FP, ENC)
+    store.put_many("images", [(record_key(GEN_FP, f"p{i}", 0), encode_image(bytes([i]) * 100, "png"))
+                              for i in range(offset, offset + n_images)])
+    store.put_many("features", [(record_key(ENC_FP, f"p{i}"), encode_array(np.full(8, i + value, np.float16)))
+                                for i in range(offset, offset + n_features)])
+    return store
+
+
+def _corrupt_one(store: Store) -> bytes:
+    key = store.keys("features")[0]
+    raw = bytearray(store.get_raw("features", key))
+    raw[-1] ^= 0xFF
+    store.put("features", key, bytes(raw), overwrite=True)
+    return key
+
+
+def test_info_counts_per_namespace_and_fingerprint(tmp_path):
+    store = _fill(tmp_path / "s")
+    result = maintenance.info(store)
+    images = result["namespaces"]["images"]
+    assert images["records"] == 4
+    assert images["bytes"] == sum(len(store.get_raw("images", k)) for k in store.keys("images"))
+    assert images["fingerprints"][GEN_FP[:16]]["config"] == GEN
+    assert images["fingerprints"][GEN_FP[:16]]["records"] == 4
+    assert result["namespaces"]["features"]["fingerprints"][ENC_FP[:16]]["records"] == 3
+    assert result["schema"]["schema_version"] == 1
+
+
+def test_verify_finds_exactly_the_corrupt_record(tmp_path):
+    store = _fill(tmp_path / "s")
+    assert maintenance.verify(store).ok
+    key = _corrupt_one(store)
+    report = maintenance.verify(store)
+    assert report.checked == 4 + 3 + len(store.keys("meta"))
+    assert [(ns, k) for ns, k, _ in report.corrupt] == [("features", key.decode())]
+    assert "CRC" in report.corrupt[0][2]
+
+
+def test_gc_keep_drop_and_dry_run(tmp_path):
+    store = _fill(tmp_path / "s")
+    dry = maintenance.gc(store, drop=[GEN_FP[:8]], dry_run=True)
+    assert dry["deleted"]["images"] == {GEN_FP[:16]: 4} and store.count("images") == 4
+    maintenance.gc(store, keep=[ENC_FP[:10]])
+    assert store.count("images") == 0 and store.count("features") == 3
+    assert GEN_FP[:16] not in store.fingerprints() and ENC_FP[:16] in store.fingerprints()
+    with pytest.raises(Exception, match="no fingerprint"):
+        maintenance.gc(store, drop=["abcdef"])
+
+
+def test_merge_identical_overlap_is_fine(tmp_path):
+    a = _fill(tmp_path / "a", offset=0)
+    _fill(tmp_path / "b", offset=2)  # p2, p3 overlap with identical bytes
+    result = maintenance.merge(a, [tmp_path / "b"])
+    assert result["added"]["images"] == 2 and result["added"]["features"] == 2
+    assert a.count("images") == 6 and a.count("features") == 5
+    assert maintenance.verify(a).ok
+    assert maintenance.merge(a, [tmp_path / "b"])["added"]["images"] == 0  # idempotent
+
+
+def test_merge_conflict_writes_nothing(tmp_path):
+    a = _fill(tmp_path / "a", offset=0)
+    _fill(tmp_path / "b", offset=1, n_images=0, value=0.5)  # same feature keys, other bytes
+    _fill(tmp_path / "c", offset=10)
+    before = a.count("features")
+    with pytest.raises(MergeConflict) as info:
+        maintenance.merge(a, [tmp_path / "c", tmp_path / "b"])
+    assert {k for _, k, _ in info.value.conflicts} == {record_key(ENC_FP, f"p{i}").decode() for i in (1, 2)}
+    assert a.count("features") == before and a.count("images") == 4  # not even c's records
+
+
+def test_merge_refuses_a_corrupt_source(tmp_path):
+    a = _fill(tmp_path / "a")
+    b = _fill(tmp_path / "b", offset=5)
+    _corrupt_one(b)
+    with pytest.raises(Exception, match="corrupt"):
+        maintenance.merge(a, [tmp_path / "b"])
+    assert a.count("features") == 3
+
+
+# -- the CLI -----------------------------------------------------------------
+
+def test_cli_info_verify_gc(cli, workspace):
+    store = _fill(workspace / "store")
+    info = json.loads(cli("store", "info", "--json").stdout)
+    assert info["namespaces"]["images"]["records"] == 4
+    human = cli("store", "info").stdout
+    assert GEN_FP[:16] in human and "tiny-sd" in human
+    assert json.loads(cli("--json", "store", "verify").stdout)["ok"] is True
+    key = _corrupt_one(store)
+    result = cli("store", "verify", code=1)
+    assert key.decode() in result.stdout
+    out = json.loads(cli("store", "verify", "--json", code=1).stdout)
+    assert out["corrupt"][0]["key"] == key.decode()
+    cli("store", "gc", "--drop-fingerprint", ENC_FP[:12])
+    cli("store", "verify")
+    assert Store(workspace / "store").count("features") == 0
+
+
+def test_cli_merge_and_conflict(cli, workspace, tmp_path):
+    _fill(workspace / "store")
+    _fill(tmp_path / "other" / "store", offset=2)
+    result = json.loads(cli("store", "merge", tmp_path / "other", "--json").stdout)  # a workspace path works
+    assert result["added"]["images"] == 2
+    _fill(tmp_path / "bad", offset=0, n_images=0, value=0.25)
+    err = cli("store", "merge", tmp_path / "bad", code=1).stderr
+    assert "different bytes" in err and "Nothing was written" in err and "Traceback" not in err
+    assert "no feature store" in cli("store", "merge", tmp_path / "missing", code=1).stderr
+
+
+def test_cli_user_errors(cli, workspace):
+    assert "no feature store" in cli("store", "info", code=1).stderr
+    _fill(workspace / "store")
+    assert "too short" in cli("store", "gc", "--drop-fingerprint", "ab", code=1).stderr
+    assert "nothing to do" in cli("store", "gc", code=1).stderr
+    assert "unknown namespace" in cli("store", "verify", "-n", "pictures", code=1).stderr
