@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from lugpi_cli.commands import not_built, store
+from lugpi_cli.commands import data, not_built, store
 
 COMMANDS = [
     partial(not_built.register, names=("generate", "embed", "train-teacher", "distill", "evaluate", "ablate")),
     store.register,
+    data.register,
 ]

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 JsonFlag = Annotated[
     bool,
     typer.Option("--json", help="Print the result as one JSON object on stdout (same as the global --json)."),
+]
+
+DatasetArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="DATASET",
+        help="A built-in data set (imdb, 20newsgroups, cwi-news, cwi-wikinews, cwi-wikipedia) "
+        "or a .csv/.tsv/.jsonl/.parquet file.",
+    ),
+]
+DataOpt = Annotated[
+    Optional[Path],
+    typer.Option("--data", help="Where the data set's files are (archive, folder or table file). "
+                 "Default: $LUGPI_DATA, the user cache, or the workspace's last copy."),
+]
+TextColOpt = Annotated[Optional[str], typer.Option("--text-col", help="Table files: the text column.")]
+LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Table files: the label column.")]
+SplitColOpt = Annotated[
+    Optional[str], typer.Option("--split-col", help="Table files: train/validation/test column (else carved).")
+]
+PromptColOpt = Annotated[
+    Optional[str], typer.Option("--prompt-col", help="Table files: what the diffusion model draws (default: the text).")
+]
+IdColOpt = Annotated[Optional[str], typer.Option("--id-col", help="Table files: a stable sample id column.")]
+LimitOpt = Annotated[
+    Optional[int],
+    typer.Option("--limit", min=1, help="At most N samples per split (stratified; for smoke runs)."),
 ]

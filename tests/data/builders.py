@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-#: The real corpora, beside the checkout (``../shared/data``); never in the repository.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from ..conftest import SHARED_DATA
 
 
 def shared_path(*parts: str) -> Path:

@@ -1,0 +1,69 @@
+"""``lugpi data show``: what a data set holds after preprocessing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lugpi_cli import console
+from lugpi_cli.commands.options import (
+    DataOpt,
+    DatasetArg,
+    IdColOpt,
+    JsonFlag,
+    LabelColOpt,
+    LimitOpt,
+    PromptColOpt,
+    SplitColOpt,
+    TextColOpt,
+)
+from lugpi_cli.data import dataset_summary
+from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
+
+data_app = typer.Typer(help="Inspect data sets (counts, labels, cleaned examples, prompts).", no_args_is_help=True)
+
+
+@data_app.command("show")
+def show_command(
+    dataset: DatasetArg,
+    data: DataOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    split_col: SplitColOpt = None,
+    prompt_col: PromptColOpt = None,
+    id_col: IdColOpt = None,
+    limit: LimitOpt = None,
+    examples: Annotated[int, typer.Option("--examples", "-n", min=0, help="Cleaned examples to print.")] = 3,
+    json_out: JsonFlag = False,
+) -> None:
+    """Counts per split and label, distinct prompts, and a few cleaned examples with their prompts."""
+    state = console.use_json(json_out)
+    request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
+    store = state.open_store()
+    ds = resolve_dataset(request, store if store.exists else None, persist=False)
+    summary = dataset_summary(ds)
+    summary["fingerprint"] = ds.fingerprint()
+
+    def render(out: Console) -> None:
+        out.print(f"[bold]{ds.name}[/] from {ds.source}  (fingerprint {summary['fingerprint'][:16]})")
+        table = Table("split", "samples", *ds.label_names, "distinct prompts", box=None)
+        for split, entry in summary["splits"].items():
+            table.add_row(split, str(entry["samples"]), *(str(entry["labels"][n]) for n in ds.label_names),
+                          str(entry["distinct_prompts"]))
+        out.print(table)
+        if ds.skipped:
+            out.print("skipped: " + ", ".join(f"{n} {why}" for why, n in ds.skipped.items()))
+        for sample in ds.samples("train")[:examples]:
+            text = ds.display_text(sample)
+            out.print(f"\n[bold]{sample.id}[/] label={ds.label_names[sample.label]}")
+            out.print(f"  text:   {text[:300]}{'…' if len(text) > 300 else ''}", markup=False)
+            out.print(f"  prompt: {sample.prompt[:200]}{'…' if len(sample.prompt) > 200 else ''}", markup=False)
+
+    console.emit(summary, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,121 @@
+"""Data set snapshots in the store, so later stages need neither ``--data`` nor a re-parse.
+
+The first stage that reads a data set (``generate``, ``embed``, ...) writes its
+cleaned samples into the store's ``meta`` namespace under
+``dataset/<fingerprint>`` (content-addressed: identical on every machine, so
+``store merge`` unions snapshots without conflict) and points
+``latest/dataset/<name>`` at it (workspace-local, never merged). Later stages
+given only the name load that snapshot: ``lugpi generate imdb --data
+~/aclImdb_v1.tar.gz`` then ``lugpi embed imdb`` just works.
+
+``--limit N`` is applied after loading (stratified, deterministic; see
+:func:`lugpi_cli.data.samples.cap`), so the full data set is snapshotted once
+and every limit is a subset of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lugpi_cli.data.registry import BUILTIN_DATASETS, load_dataset
+from lugpi_cli.data.samples import Dataset, Sample, cap
+from lugpi_cli.errors import UserError
+from store import Store
+
+SNAPSHOT_PREFIX = "dataset/"
+LATEST_PREFIX = "latest/dataset/"
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """How the user named a data set on the command line."""
+
+    name: str
+    data: Path | None = None
+    text_col: str | None = None
+    label_col: str | None = None
+    split_col: str | None = None
+    prompt_col: str | None = None
+    id_col: str | None = None
+    limit: int | None = None
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        return {"text_col": self.text_col, "label_col": self.label_col, "split_col": self.split_col,
+                "prompt_col": self.prompt_col, "id_col": self.id_col}
+
+    @property
+    def reads_source(self) -> bool:
+        """Whether the request names files (so the source must be read, not a snapshot)."""
+        return self.data is not None or self.name.lower() not in BUILTIN_DATASETS or any(self.columns.values())
+
+
+def save_snapshot(store: Store, ds: Dataset) -> str:
+    """Write ``ds`` into the store (once) and make it the latest for its name."""
+    fp = ds.fingerprint()
+    record = {
+        "name": ds.name,
+        "label_names": list(ds.label_names),
+        "source": ds.source,
+        "skipped": dict(ds.skipped),
+        "fingerprint": fp,
+        "samples": [[s.id, s.split, s.label, s.text, s.text_pair, s.prompt] for split in ds.splits.values() for s in split],
+    }
+    if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
+        store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
+    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp})
+    return fp
+
+
+def load_snapshot(store: Store, fingerprint: str) -> Dataset | None:
+    record = store.get_meta(SNAPSHOT_PREFIX + fingerprint)
+    if record is None:
+        return None
+    splits: dict[str, list[Sample]] = {"train": [], "validation": [], "test": []}
+    for sid, split, label, text, text_pair, prompt in record["samples"]:
+        splits.setdefault(split, []).append(Sample(sid, text, prompt, int(label), split, text_pair))
+    ds = Dataset(record["name"], list(record["label_names"]), splits, record["source"], dict(record["skipped"]))
+    ds._fingerprint = record["fingerprint"]
+    return ds
+
+
+def latest_snapshot(store: Store, name: str) -> Dataset | None:
+    pointer = store.get_meta(LATEST_PREFIX + name.lower())
+    return None if pointer is None else load_snapshot(store, pointer["fingerprint"])
+
+
+def limit_dataset(ds: Dataset, limit: int | None) -> Dataset:
+    """At most ``limit`` samples per split, stratified by label (a new, smaller data set)."""
+    if limit is None:
+        return ds
+    if limit < 1:
+        raise UserError(f"--limit must be a positive number of samples per split, got {limit}")
+    splits = {name: cap(samples, limit) for name, samples in ds.splits.items()}
+    return Dataset(ds.name, list(ds.label_names), splits, ds.source, dict(ds.skipped))
+
+
+def resolve_dataset(request: DatasetRequest, store: Store | None = None, *, persist: bool = True) -> Dataset:
+    """The data set a command asked for, from its files or from the workspace's snapshot.
+
+    Files are read when the request names them (``--data``, a table file, column
+    options) or when no snapshot exists; with ``persist`` the result is
+    snapshotted into ``store``.
+    """
+    ds = None
+    if store is not None and store.exists and not request.reads_source:
+        ds = latest_snapshot(store, request.name)
+    if ds is None:
+        ds = load_dataset(request.name, data=request.data, **request.columns)
+        if persist and store is not None:
+            store.create = True
+            save_snapshot(store, ds)
+    return limit_dataset(ds, request.limit)
+
+
+def describe_request(request: DatasetRequest) -> dict[str, Any]:
+    """The request as JSON-able config (for run configs and logs)."""
+    out = {"name": request.name, "data": str(request.data) if request.data else None, "limit": request.limit}
+    out.update({k: v for k, v in request.columns.items() if v is not None})
+    return out
