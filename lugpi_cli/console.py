@@ -110,3 +110,42 @@ def emit(result: dict[str, Any], render: Callable[[Console], None] | None = None
 def note(message: str) -> None:
     """A one-line human message (suppressed by ``--quiet``)."""
     human().print(message)
+
+
+class ProgressBar:
+    """A rich progress bar on stderr with items/s and ETA (silent with --quiet).
+
+    >>> with ProgressBar("generating", unit="img") as bar:   # doctest: +SKIP
+    ...     bar.start(total)
+    ...     bar.advance(8)
+    """
+
+    def __init__(self, description: str, *, unit: str = "it"):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.description = description
+        self.unit = unit
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True, quiet=_state.quiet), transient=False,
+        )
+        self._task = None
+
+    def __enter__(self) -> "ProgressBar":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task(self.description, total=total, rate="")
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        if self._task is None:
+            return
+        self._progress.advance(self._task, n)
+        speed = self._progress.tasks[self._task].speed
+        rate = f"{speed:.2f} {self.unit}/s" if speed else ""
+        self._progress.update(self._task, rate=rate, **fields)

@@ -31,6 +31,8 @@ NAMESPACES = ("images", "features", "teacher", "meta")
 SCHEMA_KEY = b"schema"
 SCHEMA_VERSION = 1
 FP_META_PREFIX = b"fp/"
+# meta keys that describe this workspace, not content: never merged between stores
+LOCAL_META_PREFIXES = (SCHEMA_KEY, b"latest/", b"failed/")
 DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB to start; doubled whenever it fills
 MAX_READERS = 512
 
@@ -360,6 +362,11 @@ class Reader:
         except KeyError:
             _check_ns(namespace)
             raise
+
+
+def is_local_meta(key: bytes) -> bool:
+    """Workspace-local meta records (schema, "latest" pointers, failure notes) are not merged."""
+    return key == SCHEMA_KEY or key.startswith(LOCAL_META_PREFIXES[1:])
 
 
 def _begin(env: lmdb.Environment, *, write: bool = False) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from store import codec
 from store.errors import CorruptRecord, MergeConflict, StoreError
 from store.keys import FP_PREFIX_LEN
-from store.lmdb_store import FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store
+from store.lmdb_store import FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
 
 DATA_NAMESPACES = tuple(ns for ns in NAMESPACES if ns != "meta")
 MERGE_BATCH_BYTES = 64 << 20
@@ -163,7 +163,8 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
     Identical keys with identical bytes are skipped; any key holding different
     bytes in two stores is a :class:`MergeConflict` and nothing is written.
     Every source record's CRC is checked first: a corrupt source is refused.
-    The schema record is not copied; fingerprint registry entries are unioned.
+    Workspace-local meta records (schema, ``latest/`` pointers, ``failed/``
+    notes) are not copied; fingerprint registry entries are unioned.
     """
     srcs = [Store(p) for p in sources]
     for src in srcs:
@@ -177,7 +178,7 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
         for ns in NAMESPACES:
             new = 0
             for key, raw in src.iter_raw(ns):
-                if ns == "meta" and (key == SCHEMA_KEY or key.startswith(FP_META_PREFIX)):
+                if ns == "meta" and (is_local_meta(key) or key.startswith(FP_META_PREFIX)):
                     continue
                 try:
                     codec.check(raw)
@@ -217,7 +218,7 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
             batch: list[tuple[bytes, bytes]] = []
             size = 0
             for key, raw in src.iter_raw(ns):
-                if ns == "meta" and (key == SCHEMA_KEY or key.startswith(FP_META_PREFIX)):
+                if ns == "meta" and (is_local_meta(key) or key.startswith(FP_META_PREFIX)):
                     continue
                 batch.append((key, raw))
                 size += len(raw)

@@ -54,3 +54,32 @@ def cli(workspace):
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny models built from configs and saved once per session; loaded by path like hub ids."""
+    from lugpi_cli.runtime import quiet_libraries
+    from lugpi_cli.tiny_models import build_tiny_clip_vision, build_tiny_sd, build_tiny_text_model, build_tiny_vit
+
+    quiet_libraries()
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {
+        "sd": build_tiny_sd(root / "sd"),
+        "clip": build_tiny_clip_vision(root / "clip"),
+        "vit": build_tiny_vit(root / "vit"),
+        "text": build_tiny_text_model(root / "text"),
+    }
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    """A small labelled table with repeated prompts (like CWI targets)."""
+    rows = ["text,label,prompt"]
+    words = ["cat", "dog", "red house", "blue sea", "old tree", "Cat", "small bird", "green hill"]
+    for i in range(24):
+        label = "yes" if i % 2 else "no"
+        rows.append(f"sentence number {i} about a {words[i % 8]},{label},{words[i % 8]}")
+    path = tmp_path / "tiny.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path

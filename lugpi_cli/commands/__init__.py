@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from lugpi_cli.commands import data, not_built, store
+from lugpi_cli.commands import data, generate, not_built, store
 
 COMMANDS = [
-    partial(not_built.register, names=("generate", "embed", "train-teacher", "distill", "evaluate", "ablate")),
+    generate.register,
+    partial(not_built.register, names=("embed", "train-teacher", "distill", "evaluate", "ablate")),
     store.register,
     data.register,
 ]

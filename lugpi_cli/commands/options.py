@@ -38,3 +38,17 @@ LimitOpt = Annotated[
     Optional[int],
     typer.Option("--limit", min=1, help="At most N samples per split (stratified; for smoke runs)."),
 ]
+
+
+def parse_splits(text: str) -> list[str]:
+    """``"train,test"`` -> ["train", "test"], checked against the known split names."""
+    from lugpi_cli.data import SPLITS
+    from lugpi_cli.errors import UserError
+
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    aliases = {"val": "validation", "valid": "validation", "dev": "validation"}
+    names = [aliases.get(n, n) for n in names]
+    bad = [n for n in names if n not in SPLITS]
+    if bad or not names:
+        raise UserError(f"unknown split {bad[0] if bad else text!r}", f"Use a comma-separated subset of {', '.join(SPLITS)}.")
+    return list(dict.fromkeys(names))

@@ -1,0 +1,240 @@
+"""Generating a data set's images into the store: plan, shard, batch, resume.
+
+1. **Plan.** Identical prompts are drawn once: every distinct prompt gets the
+   key ``record_key(generator fingerprint, prompt, seed)`` with
+   ``seed = seed_for(prompt, base seed)``, so neither the key nor the seed
+   depends on batch size, order, resume point or sharding.
+2. **Shard.** With ``shard=(i, n)`` a process takes the prompts whose key hash
+   is ``i`` modulo ``n`` — disjoint, complete, and stable across restarts.
+3. **Skip** what the store already holds: a re-run generates nothing.
+4. **Batch.** Each batch runs the pipeline with one CPU ``torch.Generator``
+   per image (the same initial noise on any device), checks every image for
+   NaN/inf, encodes the good ones and commits them in ONE transaction. A kill
+   loses at most the batch in flight. Failed prompts are recorded under
+   ``failed/`` in ``meta`` (reason included), reported, and retried next run.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from lugpi_cli.data.samples import Sample
+from lugpi_cli.errors import UserError
+from lugpi_cli.generation.config import GenerationConfig
+from store import Store, encode_image, encode_json, record_key, seed_for
+from store.keys import FP_PREFIX_LEN
+
+FAILED_PREFIX = "failed/"
+LATEST_PREFIX = "latest/generate/"
+MAX_REPORTED_FAILURES = 100
+
+
+@dataclass
+class ImagePlan:
+    """Distinct prompts of a set of samples, their seeds and image keys."""
+
+    prompts: list[str]
+    seeds: list[int]
+    keys: list[bytes]
+    sample_keys: dict[str, bytes]  # sample id -> image key
+
+    def shard(self, index: int, count: int) -> list[int]:
+        """Positions (into ``prompts``) this shard owns."""
+        return [i for i, key in enumerate(self.keys) if int(key[FP_PREFIX_LEN + 1:], 16) % count == index]
+
+
+def plan_images(samples: Iterable[Sample], generator_fp: str, base_seed: int) -> ImagePlan:
+    prompts: dict[str, bytes] = {}
+    seeds: dict[str, int] = {}
+    sample_keys: dict[str, bytes] = {}
+    for sample in samples:
+        key = prompts.get(sample.prompt)
+        if key is None:
+            seed = seeds[sample.prompt] = seed_for(sample.prompt, base_seed)
+            key = prompts[sample.prompt] = record_key(generator_fp, sample.prompt, seed)
+        sample_keys[sample.id] = key
+    return ImagePlan(list(prompts), [seeds[p] for p in prompts], list(prompts.values()), sample_keys)
+
+
+def image_keys(samples: Iterable[Sample], generator_fp: str, base_seed: int) -> dict[str, bytes]:
+    """Sample id -> image key (what ``embed`` and the teacher read)."""
+    return plan_images(samples, generator_fp, base_seed).sample_keys
+
+
+@dataclass
+class GenerationSummary:
+    samples: int = 0
+    distinct_prompts: int = 0
+    generated: int = 0
+    reused: int = 0  # already in the store (earlier runs, other processes, merged stores)
+    truncated: int | None = 0  # distinct prompts longer than the text encoder reads (None: tokenizer unavailable)
+    failed: int = 0
+    other_shards: int = 0  # distinct prompts left to the other processes of a sharded run
+    seconds: float = 0.0
+    generator_fingerprint: str = ""
+    dataset_fingerprint: str = ""
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.generated / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["images_per_second"] = round(self.images_per_second, 3)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def encode_images(images: np.ndarray, image_format: str, quality: int) -> list[bytes | None]:
+    """Float images (B, H, W, 3) in [0, 1] -> encoded bytes; ``None`` for an image with NaN/inf."""
+    from PIL import Image
+
+    out: list[bytes | None] = []
+    for image in images:
+        if not np.isfinite(image).all():
+            out.append(None)
+            continue
+        pixels = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        pil = Image.fromarray(pixels)
+        if image_format == "png":
+            pil.save(buffer, format="PNG")
+        elif image_format == "jpeg":
+            pil.save(buffer, format="JPEG", quality=quality)
+        else:
+            pil.save(buffer, format="WEBP", quality=quality, method=4)
+        out.append(buffer.getvalue())
+    return out
+
+
+def run_pipeline(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], config: GenerationConfig) -> np.ndarray:
+    """One batch through the pipeline: float images (B, H, W, 3), NaNs kept as NaN."""
+    import torch
+
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    kwargs: dict[str, Any] = dict(
+        prompt=list(prompts), num_inference_steps=config.steps, guidance_scale=config.guidance,
+        height=config.height, width=config.width, generator=generators, output_type="np",
+    )
+    if config.negative_prompt and config.guidance > 1:
+        kwargs["negative_prompt"] = [config.negative_prompt] * len(prompts)
+    try:
+        with torch.inference_mode():
+            return np.asarray(pipe(**kwargs).images, dtype=np.float32)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise UserError(f"out of GPU memory at --batch-size {len(prompts)}",
+                        "Rerun with a smaller --batch-size; finished batches are kept.") from exc
+
+
+def count_truncated(tokenizer: Any, prompts: Sequence[str]) -> int | None:
+    """How many prompts exceed the tokenizer's limit (77 CLIP tokens, start and end included)."""
+    if tokenizer is None:
+        return None
+    limit = int(getattr(tokenizer, "model_max_length", 77) or 77)
+    lengths = (len(ids) for ids in tokenizer(list(prompts), truncation=False, verbose=False).input_ids)
+    return sum(n > limit for n in lengths)
+
+
+def _failure_key(image_key: bytes) -> bytes:
+    return (FAILED_PREFIX + image_key.decode("ascii")).encode("ascii")
+
+
+def generate_dataset(
+    store: Store,
+    samples: Sequence[Sample],
+    config: GenerationConfig,
+    pipe_factory: Callable[[], Any],
+    *,
+    batch_size: int = 4,
+    shard: tuple[int, int] = (0, 1),
+    dataset_fingerprint: str = "",
+    dataset_name: str = "",
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    tokenizer_factory: Callable[[], Any] | None = None,
+) -> GenerationSummary:
+    """Generate every missing image of ``samples`` into ``store``; see the module docstring.
+
+    ``pipe_factory`` is called only when there is something to generate, so a
+    fully cached re-run never loads the model (``tokenizer_factory``, if given,
+    then supplies the tokenizer that counts truncated prompts). ``on_start(n)`` is told how
+    many images this process will draw, ``on_batch(k)`` after each commit.
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise UserError(f"bad shard {index}/{count}", "Use --shard I/N with 0 <= I < N, e.g. --shard 0/4.")
+    started = time.perf_counter()
+    gen_fp = config.fingerprint()
+    plan = plan_images(samples, gen_fp, config.seed)
+    mine = plan.shard(index, count)
+    present = store.contains_many("images", [plan.keys[i] for i in mine]) if store.exists else [False] * len(mine)
+    todo = [i for i, have in zip(mine, present) if not have]
+    summary = GenerationSummary(
+        samples=len(samples), distinct_prompts=len(plan.prompts), reused=len(mine) - len(todo),
+        other_shards=len(plan.prompts) - len(mine), generator_fingerprint=gen_fp,
+        dataset_fingerprint=dataset_fingerprint,
+    )
+    store.create = True
+    store.register("images", gen_fp, config.fingerprint_config())
+    if on_start is not None:
+        on_start(len(todo))
+    tokenizer = None
+    if todo:
+        pipe = pipe_factory()
+        tokenizer = getattr(pipe, "tokenizer", None)
+        _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch)
+    elif tokenizer_factory is not None:
+        tokenizer = tokenizer_factory()
+    summary.truncated = count_truncated(tokenizer, plan.prompts)
+    store.put_meta(LATEST_PREFIX + dataset_name.lower(), {
+        "generator_fingerprint": gen_fp, "generator_config": config.fingerprint_config(),
+        "model": config.model, "seed": config.seed, "dataset_fingerprint": dataset_fingerprint,
+    })
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int], config: GenerationConfig,
+                      batch_size: int, summary: GenerationSummary, on_batch: Callable[[int], None] | None) -> None:
+    diffusers_logger = logging.getLogger("diffusers")
+    level = diffusers_logger.level
+    diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            prompts = [plan.prompts[i] for i in batch]
+            images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
+            encoded = encode_images(images, config.image_format, config.quality)
+            good = [(plan.keys[i], encode_image(data, config.image_format))
+                    for i, data in zip(batch, encoded) if data is not None]
+            bad = [(i, "non-finite pixels (NaN/inf) in the decoded image") for i, data in zip(batch, encoded)
+                   if data is None]
+            failures = [(_failure_key(plan.keys[i]), encode_json({"prompt": plan.prompts[i], "seed": plan.seeds[i],
+                                                                  "reason": why})) for i, why in bad]
+            store.write({"images": good, "meta": failures}, overwrite=False)
+            if good:
+                store.delete_many("meta", [_failure_key(key) for key, _ in good])
+            summary.generated += len(good)
+            summary.failed += len(bad)
+            room = MAX_REPORTED_FAILURES - len(summary.failures)
+            summary.failures.extend({"prompt": plan.prompts[i], "reason": why} for i, why in bad[:max(room, 0)])
+            if on_batch is not None:
+                on_batch(len(batch))
+    finally:
+        diffusers_logger.setLevel(level)
+
+
+def recorded_failures(store: Store, generator_fp: str | None = None) -> list[dict[str, Any]]:
+    """Failure records (``failed/<image key>``) left by earlier runs."""
+    prefix = FAILED_PREFIX + (generator_fp[:16] if generator_fp else "")
+    return [{"key": k.decode()[len(FAILED_PREFIX):], **value}
+            for k, value in ((k, store.get("meta", k)) for k in store.keys("meta", prefix))]

@@ -1,0 +1,130 @@
+"""Devices, dtypes, processes and library noise: what every stage that runs a model needs.
+
+Device ``auto`` picks CUDA (``cuda:LOCAL_RANK`` under ``accelerate launch`` or
+``torchrun``), then Apple MPS, then the CPU. Dtype ``auto`` picks bfloat16 on
+GPUs that support it, float16 on other GPUs, float32 on the CPU (half
+precision is slow there).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import platform
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lugpi_cli.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported lazily: `lugpi --help` should not pay for it
+    import torch
+
+DTYPE_ALIASES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+                 "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """This process's place in a multi-process launch (``accelerate launch``, ``torchrun``)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def process_info() -> ProcessInfo:
+    """Read RANK / WORLD_SIZE / LOCAL_RANK, which both ``accelerate launch`` and ``torchrun`` set."""
+    env = os.environ
+    try:
+        return ProcessInfo(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+    except ValueError as exc:
+        raise UserError(f"bad distributed environment: {exc}") from exc
+
+
+def resolve_device(name: str = "auto") -> "torch.device":
+    """``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` -> a device this machine has."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", process_info().local_rank % torch.cuda.device_count())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UserError(f"unknown device {name!r}", "Use auto, cpu, cuda, cuda:N or mps.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: this machine has no CUDA GPU", "Use --device auto or cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here", "Use --device auto or cpu.")
+    return device
+
+
+def resolve_dtype(name: str, device: "torch.device") -> "torch.dtype":
+    """``auto`` -> bf16 on GPUs with bf16, fp16 on other GPUs and MPS, fp32 on CPU."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    if name not in DTYPE_ALIASES:
+        raise UserError(f"unknown dtype {name!r}", f"Use auto or one of {', '.join(sorted(DTYPE_ALIASES))}.")
+    return getattr(torch, DTYPE_ALIASES[name])
+
+
+def dtype_name(dtype: "torch.dtype") -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that belong in a run's config (reproducibility)."""
+    out = {"python": platform.python_version()}
+    for package in ("lugpi", "torch", "transformers", "diffusers", "accelerate", "numpy", "lmdb"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def quiet_libraries(verbose: int = 0) -> None:
+    """Silence the progress bars and advice transformers/diffusers print (unless ``-vv``)."""
+    if verbose >= 2:
+        return
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message=".*torchvision.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("transformers", "diffusers", "huggingface_hub", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - optional niceties
+        pass
+    try:
+        import diffusers
+
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def describe_device(device: "torch.device") -> dict[str, Any]:
+    info: dict[str, Any] = {"device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

@@ -1,0 +1,129 @@
+"""Planning, dedup, resume, batch-size determinism, failures and shards of generate_dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lugpi_cli.data.samples import Sample
+from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline, plan_images
+from lugpi_cli.generation.runner import count_truncated, recorded_failures
+from store import Store, decode, seed_for
+
+PROMPTS = ["a cat", "a dog", "a cat", "red house", "a dog", "blue sea", "old tree", "a cat", "small bird"]
+
+
+def _samples(prompts=PROMPTS):
+    return [Sample(f"s{i}", f"text {i}", p, i % 2, "train") for i, p in enumerate(prompts)]
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_models):
+    import torch
+
+    config = GenerationConfig(model=str(tiny_models["sd"]), steps=2, height=32, width=32, image_format="png")
+    return config, load_pipeline(config, torch.device("cpu"), torch.float32)
+
+
+class CountingFactory:
+    def __init__(self, pipe):
+        self.pipe, self.calls = pipe, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.pipe
+
+
+def _pixels(store: Store, key: bytes) -> np.ndarray:
+    return np.asarray(decode(store.get_raw("images", key)).to_pil(), dtype=np.int16)
+
+
+def test_plan_dedups_prompts_and_seeds_come_from_the_prompt():
+    plan = plan_images(_samples(), "ab" * 32, base_seed=3)
+    assert plan.prompts == ["a cat", "a dog", "red house", "blue sea", "old tree", "small bird"]
+    assert plan.seeds == [seed_for(p, 3) for p in plan.prompts]
+    assert plan.sample_keys["s0"] == plan.sample_keys["s2"] == plan.sample_keys["s7"]
+    assert len(set(plan.keys)) == 6
+    shards = [set(plan.shard(i, 3)) for i in range(3)]
+    assert set().union(*shards) == set(range(6)) and sum(map(len, shards)) == 6
+    reordered = plan_images(_samples(PROMPTS[::-1]), "ab" * 32, base_seed=3)
+    assert dict(zip(reordered.prompts, reordered.keys)) == dict(zip(plan.prompts, plan.keys))
+
+
+def test_generate_dedups_and_a_rerun_does_nothing(tmp_path, pipe):
+    config, p = pipe
+    store = Store(tmp_path / "s", create=True)
+    factory = CountingFactory(p)
+    first = generate_dataset(store, _samples(), config, factory, batch_size=4, dataset_name="toy")
+    assert (first.samples, first.distinct_prompts, first.generated, first.reused, first.failed) == (9, 6, 6, 0, 0)
+    assert store.count("images") == 6 and factory.calls == 1
+    plan = plan_images(_samples(), config.fingerprint(), config.seed)
+    assert store.contains_many("images", list(plan.sample_keys.values())) == [True] * 9
+    image = decode(store.get_raw("images", plan.keys[0]))
+    assert image.format == "png" and image.to_pil().size == (32, 32)
+    second = generate_dataset(store, _samples(), config, factory, batch_size=4, dataset_name="toy")
+    assert (second.generated, second.reused) == (0, 6) and factory.calls == 1  # the model is not even loaded
+    assert store.get_meta("latest/generate/toy")["generator_fingerprint"] == config.fingerprint()
+
+
+def test_images_do_not_depend_on_batch_size_or_order(tmp_path, pipe):
+    config, p = pipe
+    one = Store(tmp_path / "one", create=True)
+    four = Store(tmp_path / "four", create=True)
+    again = Store(tmp_path / "again", create=True)
+    generate_dataset(one, _samples(), config, lambda: p, batch_size=1)
+    generate_dataset(four, _samples(PROMPTS[::-1]), config, lambda: p, batch_size=4)
+    generate_dataset(again, _samples(PROMPTS[::-1]), config, lambda: p, batch_size=4)
+    keys = one.keys("images")
+    assert keys == four.keys("images") == again.keys("images")
+    for key in keys:
+        # Same batch composition: bitwise identical. Other batch sizes: CPU kernels pick other
+        # code paths, so pixels may differ by one level of 255 (measured; see README).
+        assert four.get_raw("images", key) == again.get_raw("images", key)
+        assert np.abs(_pixels(one, key) - _pixels(four, key)).max() <= 1
+
+
+class PoisonedPipe:
+    """Returns NaN images for prompts containing 'poison' (as an fp16 overflow would)."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.tokenizer = pipe.tokenizer
+
+    def __call__(self, **kwargs):
+        out = self.pipe(**kwargs)
+        for i, prompt in enumerate(kwargs["prompt"]):
+            if "poison" in prompt:
+                out.images[i][...] = np.nan
+        return out
+
+
+def test_nan_images_are_recorded_and_retried(tmp_path, pipe):
+    config, p = pipe
+    store = Store(tmp_path / "s", create=True)
+    samples = _samples(["a cat", "poison apple", "a dog"])
+    first = generate_dataset(store, samples, config, lambda: PoisonedPipe(p), batch_size=2)
+    assert (first.generated, first.failed) == (2, 1)
+    assert first.failures == [{"prompt": "poison apple", "reason": "non-finite pixels (NaN/inf) in the decoded image"}]
+    recorded = recorded_failures(store, config.fingerprint())
+    assert [r["prompt"] for r in recorded] == ["poison apple"]
+    second = generate_dataset(store, samples, config, lambda: p, batch_size=2)
+    assert (second.generated, second.reused, second.failed) == (1, 2, 0)
+    assert recorded_failures(store) == [] and store.count("images") == 3
+
+
+def test_shards_partition_the_work(tmp_path, pipe):
+    config, p = pipe
+    store = Store(tmp_path / "s", create=True)
+    a = generate_dataset(store, _samples(), config, lambda: p, shard=(0, 2))
+    b = generate_dataset(store, _samples(), config, lambda: p, shard=(1, 2))
+    assert a.generated + b.generated == 6 and a.other_shards == b.generated and b.other_shards == a.generated
+    assert store.count("images") == 6
+
+
+def test_truncated_prompts_are_counted(pipe):
+    _, p = pipe
+    long = " ".join(["word"] * 80)  # 80 tokens + start/end > 77
+    exact = " ".join(["word"] * 75)  # 75 + 2 = 77: fits
+    assert count_truncated(p.tokenizer, ["a cat", long, exact, long + " more"]) == 2
+    assert count_truncated(None, ["x"]) is None
