@@ -1,0 +1,1 @@
+"""Tests of lugpi_cli.evaluation."""
