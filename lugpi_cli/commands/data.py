@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ from lugpi_cli.commands.options import (
     SplitColOpt,
     TextColOpt,
 )
-from lugpi_cli.data import dataset_summary
+from lugpi_cli.data import dataset_summary, download_dataset
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 
 data_app = typer.Typer(help="Inspect data sets (counts, labels, cleaned examples, prompts).", no_args_is_help=True)
@@ -63,6 +64,19 @@ def show_command(
             out.print(f"  prompt: {sample.prompt[:200]}{'…' if len(sample.prompt) > 200 else ''}", markup=False)
 
     console.emit(summary, render)
+
+
+@data_app.command("download")
+def download_command(
+    name: Annotated[str, typer.Argument(help="imdb or 20newsgroups (CWI 2018 must be fetched by hand).")],
+    dest: Annotated[Optional[Path], typer.Option("--dest", help="Folder (default: the user cache, "
+                                                 "where loaders look).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Download a data set's canonical archive (checksum-verified) to where the loaders find it."""
+    console.use_json(json_out)
+    path = download_dataset(name.lower(), dest)
+    console.emit({"dataset": name.lower(), "path": str(path)}, lambda out: out.print(f"{name}: {path}"))
 
 
 def register(app: typer.Typer) -> None:

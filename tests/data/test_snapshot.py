@@ -69,3 +69,8 @@ def test_data_show_errors(cli, tmp_path):
     err = cli("data", "show", bad, "--text-col", "text", "--label-col", "stars", code=1).stderr
     assert "text" in err and "review" in err
     assert "--limit" in cli("data", "show", "imdb", "--limit", "0", code=1).stderr
+
+
+def test_data_download_refuses_what_it_cannot_fetch(cli):
+    result = cli("data", "download", "cwi-news", code=1)
+    assert "cannot be downloaded automatically" in result.stderr and "by hand" in result.stderr
