@@ -140,7 +140,8 @@ class ProgressBar:
         self._progress.__exit__(*exc)
 
     def start(self, total: int) -> None:
-        self._task = self._progress.add_task(self.description, total=total, rate="")
+        if total > 0:  # nothing to do: no empty bar
+            self._task = self._progress.add_task(self.description, total=total, rate="")
 
     def advance(self, n: int = 1, **fields: Any) -> None:
         if self._task is None:

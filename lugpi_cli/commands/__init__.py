@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from lugpi_cli.commands import data, generate, not_built, store
+from lugpi_cli.commands import data, embed, generate, not_built, store
 
 COMMANDS = [
     generate.register,
-    partial(not_built.register, names=("embed", "train-teacher", "distill", "evaluate", "ablate")),
+    embed.register,
+    partial(not_built.register, names=("train-teacher", "distill", "evaluate", "ablate")),
     store.register,
     data.register,
 ]

@@ -1,0 +1,53 @@
+"""Which frozen image encoder, and what of its output is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lugpi_cli.hub import model_identity
+from store import fingerprint
+
+#: Short names of the paper's encoders.
+ENCODER_ALIASES = {
+    "clip": "openai/clip-vit-base-patch32",
+    "vit": "google/vit-base-patch16-224",
+}
+
+#: Bump when what is stored for an image changes.
+FEATURE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """A frozen image encoder. Everything here is part of the feature fingerprint.
+
+    ``name`` is what the user typed (``clip``, ``vit``, an id or a directory);
+    ``model`` the resolved id or path. Features are stored in float16; the
+    compute dtype is part of the fingerprint (it changes the numbers).
+    """
+
+    name: str
+    revision: str | None = None
+    pooled_only: bool = False
+    dtype: str = "float32"
+
+    @property
+    def model(self) -> str:
+        return ENCODER_ALIASES.get(self.name.lower(), self.name)
+
+    @property
+    def label(self) -> str:
+        """A short, path-free name for run names and pointers (``clip``, ``vit``, ``my-encoder``)."""
+        if self.name.lower() in ENCODER_ALIASES:
+            return self.name.lower()
+        return self.name.rstrip("/").split("/")[-1].lower()
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        return {
+            "stage": "embed", **model_identity(self.model, self.revision), "pooled_only": self.pooled_only,
+            "dtype": self.dtype, "storage": "float16", "format": FEATURE_FORMAT,
+        }
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.fingerprint_config())

@@ -1,0 +1,174 @@
+"""Reading images from the store, encoding them with a frozen model, writing features back.
+
+Feature key = ``record_key(encoder fingerprint, image key)``: an image shared
+by many samples (identical prompts) is encoded once, a re-run encodes
+nothing, and an interrupted run resumes (one transaction per batch).
+Decoding and preprocessing happen in DataLoader workers (``workers``), the
+forward pass under ``torch.inference_mode`` (and autocast on GPU).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from lugpi_cli import hub
+from lugpi_cli.encoders.config import EncoderConfig
+from store import Store, encode_bundle, record_key
+
+if TYPE_CHECKING:
+    import torch
+
+#: Model types whose ``pooler_output`` is the image embedding (layer-normed CLS for CLIP).
+#: Others (ViT: an untrained tanh pooler) use the last hidden state's CLS token.
+POOLER_TYPES = ("clip", "clip_vision_model", "siglip", "siglip_vision_model")
+
+
+def feature_keys(image_keys: Iterable[bytes], encoder_fp: str) -> dict[bytes, bytes]:
+    """Image key -> feature key."""
+    return {key: record_key(encoder_fp, key) for key in image_keys}
+
+
+@dataclass
+class Encoder:
+    model: Any
+    processor: Any
+    pooling: str  # "pooler" or "cls"
+    device: Any
+    dtype: Any
+
+
+def load_encoder(config: EncoderConfig, device: "torch.device", dtype: "torch.dtype") -> Encoder:
+    """The vision model and its own image processor (PIL backend without torchvision)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, CLIPVisionModel
+
+    model_config = hub.load(AutoConfig.from_pretrained, config.model, what="image encoder", revision=config.revision)
+    model_type = getattr(model_config, "model_type", "")
+    if model_type in ("clip", "clip_vision_model"):
+        loader = CLIPVisionModel.from_pretrained  # also takes the vision tower out of a full CLIP checkpoint
+    elif model_type in ("siglip", "siglip_vision_model"):
+        from transformers import SiglipVisionModel
+
+        loader = SiglipVisionModel.from_pretrained
+    else:
+        loader = AutoModel.from_pretrained
+    model = hub.load(loader, config.model, what="image encoder", revision=config.revision, dtype=dtype)
+    processor = hub.load(AutoImageProcessor.from_pretrained, config.model, what="image processor",
+                         revision=config.revision)
+    model.eval().requires_grad_(False).to(device)
+    return Encoder(model, processor, "pooler" if model_type in POOLER_TYPES else "cls", device, dtype)
+
+
+def encode(encoder: Encoder, pixel_values: "torch.Tensor") -> tuple[np.ndarray, np.ndarray]:
+    """Pixel batch -> (tokens (B, 1+P, D), pooled (B, D)), float16, CLS first."""
+    import torch
+
+    with torch.inference_mode():
+        out = encoder.model(pixel_values=pixel_values.to(encoder.device, encoder.dtype))
+        tokens = out.last_hidden_state
+        pooled = out.pooler_output if encoder.pooling == "pooler" and out.pooler_output is not None else tokens[:, 0]
+        return tokens.float().cpu().numpy().astype(np.float16), pooled.float().cpu().numpy().astype(np.float16)
+
+
+class _Images:
+    """Images by key, decoded and preprocessed where the DataLoader runs it (workers)."""
+
+    def __init__(self, store: Store, keys: Sequence[bytes], processor: Any):
+        self.store, self.keys, self.processor = store, list(keys), processor
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        records = self.store.get_many("images", [self.keys[i] for i in indices])
+        return [(i, record.to_pil().convert("RGB")) for i, record in zip(indices, records)]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.__getitems__([index])[0]
+
+    def collate(self, items: list[tuple[int, Any]]) -> tuple[list[int], Any]:
+        indices = [i for i, _ in items]
+        pixels = self.processor(images=[image for _, image in items], return_tensors="pt")["pixel_values"]
+        return indices, pixels
+
+
+@dataclass
+class EmbedSummary:
+    images: int = 0  # distinct images wanted
+    embedded: int = 0
+    reused: int = 0
+    missing_images: int = 0
+    tokens_shape: list[int] | None = None
+    pooled_dim: int | None = None
+    seconds: float = 0.0
+    encoder_fingerprint: str = ""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 3)
+        out["images_per_second"] = round(self.images_per_second, 3)
+        return out
+
+
+def embed_images(
+    store: Store,
+    image_keys: Sequence[bytes],
+    config: EncoderConfig,
+    encoder_factory: Callable[[], Encoder],
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EmbedSummary:
+    """Encode every image in ``image_keys`` that has no feature record yet."""
+    import torch
+
+    started = time.perf_counter()
+    enc_fp = config.fingerprint()
+    wanted = list(dict.fromkeys(image_keys))
+    keys = feature_keys(wanted, enc_fp)
+    done = store.contains_many("features", [keys[k] for k in wanted])
+    pending = [k for k, have in zip(wanted, done) if not have]
+    present = store.contains_many("images", pending)
+    todo = [k for k, have in zip(pending, present) if have]
+    summary = EmbedSummary(images=len(wanted), reused=len(wanted) - len(pending),
+                           missing_images=len(pending) - len(todo), encoder_fingerprint=enc_fp)
+    store.register("features", enc_fp, config.fingerprint_config())
+    if on_start is not None:
+        on_start(len(todo))
+    if todo:
+        encoder = encoder_factory()
+        images = _Images(store, todo, encoder.processor)
+        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=workers,
+                                             collate_fn=images.collate)
+        for indices, pixels in loader:
+            tokens, pooled = encode(encoder, pixels)
+            records = []
+            for row, i in enumerate(indices):
+                bundle = {"pooled": pooled[row]} if config.pooled_only else {"tokens": tokens[row], "pooled": pooled[row]}
+                records.append((keys[todo[i]], encode_bundle(bundle)))
+            store.put_many("features", records)
+            summary.embedded += len(records)
+            if on_batch is not None:
+                on_batch(len(records))
+    sample = next((keys[k] for k in wanted if k in keys), None)
+    record = store.get("features", sample) if sample is not None else None
+    if record is not None:
+        summary.pooled_dim = int(record["pooled"].shape[-1])
+        summary.tokens_shape = list(record["tokens"].shape) if "tokens" in record else None
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def read_features(store: Store, keys: Sequence[bytes]) -> list[dict[str, np.ndarray] | None]:
+    """Feature bundles for feature keys (``None`` where missing)."""
+    return store.get_many("features", keys)
+

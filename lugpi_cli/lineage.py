@@ -1,0 +1,68 @@
+"""Which earlier stage's outputs a command builds on: images, features, teacher runs.
+
+Stages leave workspace-local pointers in the store's ``meta`` namespace
+(``latest/generate/<dataset>``, ``latest/embed/<dataset>/<encoder>``), so
+``lugpi embed imdb`` finds the images ``lugpi generate imdb`` made, and
+``lugpi train-teacher imdb --encoder clip`` the features ``lugpi embed imdb
+--encoder clip`` made. An explicit fingerprint (``--generator FP``) picks an
+older one from the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lugpi_cli.data.samples import Sample
+from lugpi_cli.errors import UserError
+from store import Store
+from store.maintenance import resolve_fingerprints
+
+GENERATE_POINTER = "latest/generate/"
+EMBED_POINTER = "latest/embed/"
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """The generator whose images a data set uses."""
+
+    fingerprint: str
+    seed: int
+    config: dict[str, Any]
+
+    def image_keys(self, samples: Sequence[Sample]) -> dict[str, bytes]:
+        from lugpi_cli.generation.runner import image_keys
+
+        return image_keys(samples, self.fingerprint, self.seed)
+
+
+def image_source(store: Store, dataset: str, generator: str | None = None) -> ImageSource:
+    """The latest generator run for ``dataset``, or the registered fingerprint ``generator``."""
+    if generator is not None:
+        if not store.exists:
+            raise UserError(f"no feature store at {store.path}", "Run `lugpi generate` first.")
+        (prefix,) = resolve_fingerprints(store, [generator])
+        entry = store.fingerprints()[prefix]
+        config = entry.get("config") or {}
+        if config.get("stage") != "generate":
+            raise UserError(f"fingerprint {generator} is not a generator (it is {config.get('stage', 'unknown')})",
+                            "See `lugpi store info` for the image fingerprints.")
+        return ImageSource(entry["fingerprint"], int(config.get("seed", 0)), config)
+    pointer = store.get_meta(GENERATE_POINTER + dataset.lower()) if store.exists else None
+    if pointer is None:
+        raise UserError(f"no images have been generated for {dataset!r} in this workspace",
+                        f"Run `lugpi generate {dataset}` first (or pass --generator FP for another run's images).")
+    return ImageSource(pointer["generator_fingerprint"], int(pointer.get("seed", 0)), pointer["generator_config"])
+
+
+def record_embedding(store: Store, dataset: str, encoder_label: str, pointer: dict[str, Any]) -> None:
+    store.put_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}", pointer)
+
+
+def feature_source(store: Store, dataset: str, encoder_label: str) -> dict[str, Any]:
+    """The latest ``embed`` of ``dataset`` with ``encoder_label`` (encoder + generator fingerprints)."""
+    pointer = store.get_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}") if store.exists else None
+    if pointer is None:
+        raise UserError(f"no {encoder_label!r} features for {dataset!r} in this workspace",
+                        f"Run `lugpi embed {dataset} --encoder {encoder_label}` first.")
+    return pointer
