@@ -128,6 +128,7 @@ class ProgressBar:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[postfix]}"),
             console=Console(stderr=True, quiet=_state.quiet), transient=False,
         )
         self._task = None
@@ -139,14 +140,21 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         self._progress.__exit__(*exc)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, description: str | None = None) -> None:
+        """Begin a task of ``total`` items (a new line per call: one per epoch)."""
+        if self._task is not None:
+            self._progress.update(self._task, visible=True)
         if total > 0:  # nothing to do: no empty bar
-            self._task = self._progress.add_task(self.description, total=total, rate="")
+            self._task = self._progress.add_task(description or self.description, total=total, rate="", postfix="")
 
-    def advance(self, n: int = 1, **fields: Any) -> None:
+    def log(self, message: str) -> None:
+        """A line above the bars (suppressed by --quiet)."""
+        self._progress.console.print(message, markup=False, highlight=False)
+
+    def advance(self, n: int = 1, postfix: str = "") -> None:
         if self._task is None:
             return
         self._progress.advance(self._task, n)
         speed = self._progress.tasks[self._task].speed
         rate = f"{speed:.2f} {self.unit}/s" if speed else ""
-        self._progress.update(self._task, rate=rate, **fields)
+        self._progress.update(self._task, rate=rate, postfix=postfix)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from lugpi_cli.commands import data, embed, generate, not_built, store
+from lugpi_cli.commands import data, distill, embed, generate, not_built, store, train_teacher
 
 COMMANDS = [
     generate.register,
     embed.register,
-    partial(not_built.register, names=("train-teacher", "distill", "evaluate", "ablate")),
+    train_teacher.register,
+    distill.register,
+    partial(not_built.register, names=("evaluate", "ablate")),
     store.register,
     data.register,
 ]

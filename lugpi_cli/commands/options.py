@@ -52,3 +52,27 @@ def parse_splits(text: str) -> list[str]:
     if bad or not names:
         raise UserError(f"unknown split {bad[0] if bad else text!r}", f"Use a comma-separated subset of {', '.join(SPLITS)}.")
     return list(dict.fromkeys(names))
+
+
+# -- training (train-teacher, distill) -------------------------------------------------
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="AdamW learning rate (linear decay to 0).")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch size (the paper's: 14).")]
+GradAccumOpt = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps.")]
+MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after N optimizer steps "
+                                                    "(smoke runs).")]
+MaxLengthOpt = Annotated[int, typer.Option("--max-length", min=8, help="Max tokens per text.")]
+EarlyStoppingOpt = Annotated[Optional[int], typer.Option("--early-stopping", min=1, help="Stop after N epochs "
+                                                         "without a better validation accuracy.")]
+WarmupOpt = Annotated[float, typer.Option("--warmup", help="Fraction of steps of linear warm-up.")]
+WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of initialisation, shuffling and dropout.")]
+RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name (default: derived from the config hash).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even if this run is done.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda (GPUs: see accelerate launch).")]
+PrecisionOpt = Annotated[str, typer.Option("--mixed-precision", help="auto (bf16/fp16 autocast on GPU, none on "
+                                           "CPU), no, bf16, fp16.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers (tokenising, reading "
+                                         "features).")]
+InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
+TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]

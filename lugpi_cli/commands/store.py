@@ -29,11 +29,23 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def _config_summary(config: Any, width: int = 70) -> str:
+SUMMARY_FIRST = ("stage", "model", "run", "kind", "modality", "steps", "guidance", "height", "width", "scheduler",
+                 "pooled_only", "dtype", "image_format")
+
+
+def _config_summary(config: Any, width: int = 90) -> str:
+    """The readable part of a fingerprint's config: names and settings first, no hashes."""
     if not isinstance(config, dict):
         return "(unregistered)" if config is None else str(config)[:width]
-    text = ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, (dict, list)))
+    keys = [k for k in SUMMARY_FIRST if k in config] + [k for k in config if k not in SUMMARY_FIRST]
+    shown = [f"{k}={config[k]}" for k in keys
+             if not isinstance(config[k], (dict, list)) and not _is_hash(config[k]) and config[k] is not None]
+    text = ", ".join(shown)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= 32 and all(c in "0123456789abcdef" for c in value)
 
 
 def _existing_store(path: Path | None = None) -> Store:

@@ -1,0 +1,128 @@
+"""``lugpi distill [--teacher RUN] --alpha 3 --beta 1 --tau 8``: a text-only student from cached teacher outputs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from lugpi_cli import console, runtime
+from lugpi_cli.commands.options import (
+    BatchSizeOpt, DataOpt, DeviceOpt, EarlyStoppingOpt, EpochsOpt, ForceOpt, GradAccumOpt, IdColOpt, InitOpt,
+    JsonFlag, LabelColOpt, LimitOpt, LrOpt, MaxLengthOpt, MaxStepsOpt, PrecisionOpt, PromptColOpt, RunOpt, SeedOpt,
+    SplitColOpt, TextColOpt, TextModelOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
+)
+from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage
+from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
+from lugpi_cli.errors import UserError
+from lugpi_cli.losses import build_loss, parse_loss_options
+from lugpi_cli.training.loop import TrainConfig
+from lugpi_cli.training.runs import find_run
+from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, StudentSpec, default_teacher, distill, teacher_dataset
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
+    """``["alpha=3", "soften=both"]`` -> ``{"alpha": "3", "soften": "both"}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad --option {pair!r}", "Use KEY=VALUE, e.g. --option tau=4.")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """Options from the explicit flags and --option pairs, checked against the method's table."""
+    raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
+    raw.update(parse_option_pairs(pairs))
+    return parse_loss_options(method, raw)
+
+
+def distill_command(
+    teacher: Annotated[Optional[str], typer.Option("--teacher", "-t", help="Teacher run name or directory "
+                                                   "(default: the most recent finished teacher).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Data set, when no teacher is used "
+                                                   "(default: the teacher's).")] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="Distillation objective by name (lugpi = Eq. 2 "
+                                        "of the paper).")] = "lugpi",
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="Weight of the soft-label term CE(t, s) "
+                                                   "(lugpi default 3).")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", help="Weight of ||e_T - e_S||^2 (lugpi default 1).")]
+    = None,
+    tau: Annotated[Optional[float], typer.Option("--tau", help="Temperature softening the teacher (default 8).")]
+    = None,
+    soften: Annotated[Optional[str], typer.Option("--soften", help="teacher (the paper's text) or both "
+                                                  "(Hinton).")] = None,
+    tau2: Annotated[Optional[bool], typer.Option("--tau2/--no-tau2", help="Scale the soft term by tau^2.",
+                                                 show_default=False)] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Any option of the method, "
+                                                        "KEY=VALUE (repeatable).")] = None,
+    text_model: TextModelOpt = DEFAULT_TEXT_MODEL,
+    init: InitOpt = "pretrained",
+    epochs: EpochsOpt = 3,
+    lr: LrOpt = 5e-5,
+    batch_size: BatchSizeOpt = 14,
+    grad_accum: GradAccumOpt = 1,
+    max_steps: MaxStepsOpt = None,
+    max_length: MaxLengthOpt = 512,
+    early_stopping: EarlyStoppingOpt = None,
+    warmup: WarmupOpt = 0.0,
+    weight_decay: WeightDecayOpt = 0.01,
+    seed: SeedOpt = 0,
+    run: RunOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    mixed_precision: PrecisionOpt = "auto",
+    workers: WorkersOpt = 0,
+    data: DataOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    split_col: SplitColOpt = None,
+    prompt_col: PromptColOpt = None,
+    id_col: IdColOpt = None,
+    limit: LimitOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Distil a text-only student from the cached teacher outputs.
+
+    Loss (Eq. 2): CE(y, s) + alpha * CE(t, s) + beta * ||e_T - e_S||^2, t the
+    teacher's probabilities softened by tau. --alpha 0 --beta 0 is the plain
+    fine-tuned baseline and needs no teacher.
+    """
+    state = console.use_json(json_out)
+    runtime.quiet_libraries(state.verbose)
+    runtime.resolve_device(device)
+    options = loss_options(method, {"alpha": alpha, "beta": beta, "tau": tau, "soften": soften, "tau2": tau2},
+                           option or [])
+    needs_teacher = build_loss(method, **options).requires_teacher
+    store = state.open_store(create=True)
+    teacher_run = find_run(state.runs_path, teacher) if teacher else None
+    if teacher_run is not None and teacher_run.config().get("kind") != "teacher":
+        raise UserError(f"{teacher_run.name} is not a teacher run", "Pass a run made by `lugpi train-teacher`.")
+    if teacher_run is None and dataset is None:
+        # the teacher to distil from or, for a baseline, whose data set (and --limit) to share
+        teacher_run = default_teacher(state.runs_path)
+    if dataset is None:
+        ds = teacher_dataset(store, teacher_run)
+        described = teacher_run.config()["dataset"]
+        if limit is not None:
+            ds = limit_dataset(ds, limit)
+            described = {**described, "limit": limit}
+    else:
+        request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
+        ds, described = dataset_and_request(request, store)
+    if needs_teacher and teacher_run is None:
+        raise UserError("this distillation needs a teacher run", "Pass --teacher RUN (see `ls WORKSPACE/runs`).")
+    spec = StudentSpec(text_model=text_model, init=init, method=method, options=tuple(sorted(options.items())))
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
+                      max_length=max_length, early_stopping=early_stopping, warmup_ratio=warmup,
+                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision, workers=workers)
+    with TrainingProgress() as hooks:
+        result = distill(store, state.runs_path, ds, spec, cfg, teacher=teacher_run, dataset_request=described,
+                         run=run, force=force, device=device, hooks=hooks)
+    emit_stage(result)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("distill")(distill_command)

@@ -1,0 +1,355 @@
+"""One fit loop for teachers, students and baselines, on ``accelerate``.
+
+nanoGPT-flat: per epoch, shuffle (seeded by seed and epoch), forward, loss,
+backward, clip, AdamW step, linear-decay schedule; then validate, keep the
+best weights by validation accuracy, checkpoint everything resuming needs,
+and stop early if asked. ``accelerate launch -m lugpi_cli distill ...`` runs
+the same loop with DDP across GPUs or machines; on one GPU it uses bf16/fp16
+autocast; on the CPU it runs in float32.
+
+Checkpoints (``RUN/checkpoint/``) load with ``torch.load(weights_only=True)``;
+weights are safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from lugpi_cli.errors import UserError
+from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput
+from lugpi_cli.training.runs import Run
+
+TEACHER_PREFIX = "teacher_"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (the paper's defaults: AdamW, lr 5e-5, linear decay, batch 14)."""
+
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 14
+    eval_batch_size: int = 64
+    grad_accum: int = 1
+    max_steps: int | None = None
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    early_stopping: int | None = None
+    seed: int = 0
+    max_length: int = 512
+    mixed_precision: str = "auto"
+    workers: int = 0
+
+    def check(self) -> "TrainConfig":
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        for name in ("batch_size", "eval_batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise UserError(f"--early-stopping must be at least 1 epoch, got {self.early_stopping}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"--warmup must be in [0, 1), got {self.warmup_ratio}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise UserError(f"--mixed-precision {self.mixed_precision!r}", "Use auto, no, bf16 or fp16.")
+        return self
+
+    def hashed(self) -> dict[str, Any]:
+        """What changes the result (``workers`` does not)."""
+        out = asdict(self)
+        out.pop("workers")
+        return out
+
+
+class Objective(nn.Module):
+    """A model and its training loss as one module, so ``accelerate`` prepares both.
+
+    Cached teacher outputs arrive in the batch as ``teacher_<field>`` tensors.
+    """
+
+    def __init__(self, model: nn.Module, loss: DistillLoss):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch: dict[str, Any]) -> tuple[LossOutput, Any]:
+        out = self.model(batch)
+        teacher = {k[len(TEACHER_PREFIX):]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
+        inputs = DistillInputs(
+            student_logits=out.logits, student_embedding=out.embedding, labels=batch["labels"],
+            teacher_logits=teacher.pop("logits", None), teacher_embedding=teacher.pop("embedding", None),
+            teacher_extra=teacher,
+        )
+        return self.loss(inputs), out
+
+
+@dataclass
+class FitResult:
+    best_metric: float
+    best_epoch: int
+    epochs_run: int
+    steps: int
+    resumed_from_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _mixed_precision(choice: str, device_type: str) -> str:
+    if choice != "auto":
+        return choice
+    if device_type != "cuda":
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def make_accelerator(cfg: TrainConfig, device: str = "auto"):
+    """An Accelerator for this process (DDP when launched with several processes)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)  # several runs in one process (ablate, tests)
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    precision = _mixed_precision(cfg.mixed_precision, "cpu" if cpu else "cuda")
+    return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
+
+
+def _loader(data, batch_size: int, collate: Callable, *, workers: int, shuffle: bool, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                                       collate_fn=collate, num_workers=workers,
+                                       persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+# -- checkpoints ------------------------------------------------------------------
+
+def _save_checkpoint(path: Path, objective: nn.Module, optimizer, scheduler, state: dict[str, Any],
+                     best_path: Path | None) -> None:
+    """Write the checkpoint to ``path.tmp`` and swap it in, so a kill never leaves half a checkpoint."""
+    from safetensors.torch import save_model
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(objective, str(tmp / "objective.safetensors"))
+    if best_path is not None and best_path.exists():
+        shutil.copy2(best_path, tmp / "best.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(_rng_state(), tmp / "rng.pt")
+    (tmp / "trainer.json").write_text(json.dumps(state, sort_keys=True))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    version, state, gauss = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": [version, list(state), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+    }
+
+
+def _set_rng_state(saved: dict[str, Any]) -> None:
+    torch.set_rng_state(saved["torch"])
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
+    version, state, gauss = saved["python"]
+    random.setstate((version, tuple(state), gauss))
+    name, keys, pos, has_gauss, cached = saved["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def load_checkpoint_state(path: Path) -> dict[str, Any] | None:
+    trainer = path / "trainer.json"
+    return json.loads(trainer.read_text()) if trainer.exists() else None
+
+
+# -- the loop -----------------------------------------------------------------------
+
+def evaluate(objective: Objective, loader, accelerator) -> dict[str, float]:
+    """Accuracy and mean CE on a loader (gathered across processes)."""
+    objective.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    with torch.no_grad():
+        for batch in loader:
+            out = objective.model(batch)
+            logits = accelerator.gather_for_metrics(out.logits.float())
+            labels = accelerator.gather_for_metrics(batch["labels"])
+            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(-1) == labels).sum())
+            total += int(labels.numel())
+    objective.train()
+    return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+
+
+def fit(
+    run: Run,
+    objective: Objective,
+    train_data,
+    val_data,
+    collate: Callable,
+    cfg: TrainConfig,
+    *,
+    device: str = "auto",
+    on_epoch_start: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Train ``objective`` in place; on return its model holds the best validation weights."""
+    from safetensors.torch import load_model, save_model
+    from transformers import get_linear_schedule_with_warmup
+
+    accelerator = make_accelerator(cfg, device)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run.checkpoint_dir
+    best_path = run.dir / "best.safetensors"
+    state = load_checkpoint_state(checkpoint)
+    start_epoch = 0
+    if state is not None:
+        load_model(objective, str(checkpoint / "objective.safetensors"))
+        if (checkpoint / "best.safetensors").exists():
+            shutil.copy2(checkpoint / "best.safetensors", best_path)
+        start_epoch = int(state["epoch"])
+        run.truncate_history(start_epoch)
+        if log is not None:
+            log(f"resuming {run.name} after epoch {start_epoch}")
+    else:
+        seed_everything(cfg.seed)
+
+    params = [p for p in objective.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    per_epoch = math.ceil(math.ceil(len(train_data) / cfg.batch_size) / cfg.grad_accum)
+    total_steps = per_epoch * cfg.epochs if cfg.max_steps is None else min(per_epoch * cfg.epochs, cfg.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), max(total_steps, 1))
+    if state is not None:
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+        _set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=True))
+    objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
+    val_loader = accelerator.prepare(_loader(val_data, cfg.eval_batch_size, collate, workers=cfg.workers,
+                                             shuffle=False))
+
+    step = int(state["step"]) if state else 0
+    best = float(state["best_metric"]) if state else -math.inf
+    best_epoch = int(state["best_epoch"]) if state else 0
+    bad_epochs = int(state["bad_epochs"]) if state else 0
+    epochs_run = start_epoch
+    history = run.history()
+    objective.train()
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+        started = time.perf_counter()
+        loader = accelerator.prepare(_loader(train_data, cfg.batch_size, collate, workers=cfg.workers,
+                                             shuffle=True, seed=cfg.seed * 1000 + epoch))
+        if on_epoch_start is not None:
+            on_epoch_start(epoch, len(loader))
+        sums: dict[str, float] = {}
+        batches = 0
+        for batch in loader:
+            with accelerator.accumulate(objective):
+                loss_out, _ = objective(batch)
+                accelerator.backward(loss_out.total)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(objective.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            scalars = loss_out.scalars()
+            for k, v in scalars.items():
+                sums[k] = sums.get(k, 0.0) + v
+            batches += 1
+            if accelerator.sync_gradients:
+                step += 1
+            if on_step is not None:
+                on_step(1, scalars)
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+        val = evaluate(objective, val_loader, accelerator)
+        record = {"epoch": epoch, "step": step, "seconds": round(time.perf_counter() - started, 3),
+                  **{f"train_{k}": v / max(batches, 1) for k, v in sums.items()},
+                  "val_accuracy": val["accuracy"], "val_loss": val["loss"], "lr": scheduler.get_last_lr()[0]}
+        epochs_run = epoch
+        improved = val["accuracy"] > best
+        if improved:
+            best, best_epoch, bad_epochs = val["accuracy"], epoch, 0
+        else:
+            bad_epochs += 1
+        if accelerator.is_main_process:
+            if improved:
+                save_model(accelerator.unwrap_model(objective), str(best_path))
+            run.append_history({**record, "best": improved})
+            history.append({**record, "best": improved})
+            _save_checkpoint(checkpoint, accelerator.unwrap_model(objective), optimizer, scheduler,
+                             {"epoch": epoch, "step": step, "best_metric": best, "best_epoch": best_epoch,
+                              "bad_epochs": bad_epochs}, best_path)
+        accelerator.wait_for_everyone()
+        if log is not None:
+            parts = "  ".join(f"{k} {v / max(batches, 1):.4f}" for k, v in sums.items())
+            log(f"epoch {epoch}: {parts}  val_accuracy {val['accuracy']:.4f}{'  (best)' if improved else ''}")
+        if cfg.early_stopping is not None and bad_epochs >= cfg.early_stopping:
+            if log is not None:
+                log(f"early stopping: no improvement for {bad_epochs} epoch(s)")
+            break
+    unwrapped = accelerator.unwrap_model(objective)
+    if best_path.exists():
+        load_model(unwrapped, str(best_path))
+    accelerator.free_memory()
+    return FitResult(best_metric=best, best_epoch=best_epoch, epochs_run=epochs_run, steps=step,
+                     resumed_from_epoch=start_epoch, history=history)
+
+
+def predict(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, workers: int = 0,
+            device: "torch.device | str" = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Logits (n, k) and embeddings (n, d) of ``model`` over ``data``, in order, in eval mode."""
+    model.eval()
+    model.to(device)
+    logits, embeddings = [], []
+    with torch.inference_mode():
+        for batch in _loader(data, batch_size, collate, workers=workers, shuffle=False):
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            out = model(batch)
+            logits.append(out.logits.float().cpu().numpy())
+            embeddings.append(out.embedding.float().cpu().numpy())
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(logits), np.concatenate(embeddings)
+
+
+def iter_batches(n: int, size: int) -> Iterable[range]:
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))

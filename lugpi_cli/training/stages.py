@@ -1,0 +1,353 @@
+"""Stage 3 of LUGPI (Algorithm 1): train the teacher, cache its outputs, distil the student.
+
+``train_teacher`` fits the multimodal teacher (or a text-only / image-only
+baseline), then runs it once in eval mode over every split and writes its
+outputs — logits and the 768-d embedding e_T — to the store under
+``record_key(teacher fingerprint, sample id)``. ``distill`` fits a text-only
+student against those cached outputs; it never runs the teacher.
+
+Both return a :class:`StageResult`; the same call twice trains once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lugpi_cli import hub
+from lugpi_cli.data.samples import Dataset, Sample
+from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
+from lugpi_cli.errors import UserError
+from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
+from lugpi_cli.lineage import ImageSource, feature_source
+from lugpi_cli.training.data import Collator, TrainingData
+from lugpi_cli.training.loop import Objective, TrainConfig, fit, predict
+from lugpi_cli.training.runs import Run, completed_runs, find_run, run_name
+from store import Store, encode_bundle, fingerprint, record_key
+
+DEFAULT_TEXT_MODEL = "distilbert-base-uncased"
+MODALITIES = ("both", "text", "image")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class StageResult:
+    run: Run
+    status: str  # "trained" or "reused"
+    metrics: dict[str, Any]
+    fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        config = self.run.config()
+        return {"run_dir": str(self.run.dir), "run": self.run.name, "status": self.status, "kind": config["kind"],
+                "fingerprint": self.fingerprint, "metrics": self.metrics, **self.extra}
+
+
+@dataclass
+class Hooks:
+    """Progress callbacks for the CLI (all optional)."""
+
+    log: Callable[[str], None] | None = None
+    on_epoch_start: Callable[[int, int], None] | None = None
+    on_step: Callable[[int, dict[str, float]], None] | None = None
+
+
+def _check_text_model(text_model: str) -> None:
+    from transformers import AutoConfig
+
+    hub.load(AutoConfig.from_pretrained, text_model, what="text model")
+
+
+def _tokenizer(text_model: str, max_length: int):
+    from transformers import AutoTokenizer
+
+    tokenizer = hub.load(AutoTokenizer.from_pretrained, text_model, what="tokenizer")
+    limit = getattr(tokenizer, "model_max_length", None)
+    if not limit or limit > 100_000:  # a tokenizer without a recorded limit
+        tokenizer.model_max_length = max_length
+    return tokenizer
+
+
+def _write_outputs(run: Run, ds: Dataset, splits: dict[str, list[Sample]], model, collate, cfg: TrainConfig,
+                   device, data_for: Callable[[list[Sample]], TrainingData]) -> tuple[dict[str, Any], dict]:
+    """Predictions per split (CSV with sample ids and probabilities) and metrics."""
+    metrics: dict[str, Any] = {}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split, samples in splits.items():
+        if not samples:
+            continue
+        logits, embeddings = predict(model, data_for(samples), collate, batch_size=cfg.eval_batch_size,
+                                     workers=cfg.workers, device=device)
+        probs = _softmax(logits)
+        labels = np.array([s.label for s in samples])
+        write_predictions(run.predictions_path(split),
+                          Predictions([s.id for s in samples], labels, probs.argmax(1), probs))
+        metrics[split] = classification_metrics(labels, probs.argmax(1), probs, num_labels=ds.num_labels)
+        outputs[split] = (logits, embeddings)
+    return metrics, outputs
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _existing(run: Run, force: bool) -> StageResult | None:
+    if run.is_done() and not force:
+        config = run.config()
+        return StageResult(run, "reused", run.metrics(), config.get("output_fingerprint", config["fingerprint"]))
+    if run.in_progress():
+        raise UserError(f"run {run.name} is being trained by another process",
+                        "Wait for it to finish (its result will then be reused) or pass another --run name.")
+    if force:
+        run.reset()
+    return None
+
+
+# -- the teacher ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    modality: str = "both"
+    text_model: str = DEFAULT_TEXT_MODEL
+    encoder: str = "clip"
+    init: str = "pretrained"
+    hidden: int = 768
+    heads: int = 8
+    dropout: float = 0.1
+
+    def check(self) -> "TeacherSpec":
+        if self.modality not in MODALITIES:
+            raise UserError(f"unknown --modality {self.modality!r}", f"Choose from {', '.join(MODALITIES)}.")
+        if self.init not in ("pretrained", "xavier"):
+            raise UserError(f"unknown --init {self.init!r}", "Choose pretrained or xavier.")
+        return self
+
+
+def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, cfg: TrainConfig, *,
+                  dataset_request: dict[str, Any], run: str | None = None, force: bool = False,
+                  device: str = "auto", hooks: Hooks | None = None) -> StageResult:
+    """Train (or reuse) a teacher run and cache its outputs for every sample of every split."""
+    from lugpi_cli.losses import build_loss
+    from lugpi_cli.models import build_teacher
+
+    hooks = hooks or Hooks()
+    spec.check()
+    cfg.check()
+    uses_text = spec.modality in ("both", "text")
+    uses_image = spec.modality in ("both", "image")
+    features = feature_source(store, ds.name, _encoder_label(spec.encoder)) if uses_image else None
+    if uses_image and spec.modality == "both" and features.get("pooled_only"):
+        raise UserError(f"the {spec.encoder!r} features of {ds.name} were embedded with --pooled-only",
+                        f"The fusion teacher reads token sequences: run `lugpi embed {ds.name} --encoder "
+                        f"{spec.encoder}` without --pooled-only.")
+    if uses_text:
+        _check_text_model(spec.text_model)
+    config = {
+        "kind": "teacher", "dataset": ds.fingerprint(), "modality": spec.modality,
+        "text_model": hub.model_identity(spec.text_model) if uses_text else None,
+        "features": features["encoder_fingerprint"] if features else None,
+        "images": features["generator_fingerprint"] if features else None,
+        "init": spec.init, "arch": {"hidden": spec.hidden, "heads": spec.heads, "dropout": spec.dropout}
+        if spec.modality != "text" else None,
+        "train": cfg.hashed(),
+    }
+    the_run = Run(runs_dir / (run or run_name("teacher", ds.name, config)))
+    reused = _existing(the_run, force)
+    if reused is not None:
+        return reused
+    output_fp = fingerprint({"config": config, "run": the_run.name})
+    with the_run.lock():
+        the_run.start("teacher", config, extra={
+            "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
+            "labels": list(ds.label_names), "modality": spec.modality, "text_model": spec.text_model if uses_text
+            else None, "encoder": spec.encoder if uses_image else None, "output_fingerprint": output_fp,
+            "feature_source": features,
+        })
+        splits = {s: ds.splits.get(s, []) for s in SPLITS}
+        if not splits["train"] or not splits["validation"]:
+            raise UserError(f"{ds.name} needs train and validation samples to train a teacher")
+        feature_field = "tokens" if spec.modality == "both" else "pooled"
+        source = ImageSource(features["generator_fingerprint"], int(features["generator_seed"]), {}) if features \
+            else None
+
+        def data_for(samples: list[Sample]) -> TrainingData:
+            keys = None
+            if source is not None:
+                image_keys = source.image_keys(samples)
+                keys = [record_key(features["encoder_fingerprint"], image_keys[s.id]) for s in samples]
+            return TrainingData(samples, store, feature_keys=keys, feature_field=feature_field)
+
+        train_data, val_data = data_for(splits["train"]), data_for(splits["validation"])
+        image_dim = None
+        if uses_image:
+            missing = sum(not have for have in store.contains_many("features", train_data.feature_keys))
+            if missing:
+                raise UserError(f"{missing} training sample(s) of {ds.name} have no {spec.encoder!r} features",
+                                f"Run `lugpi generate {ds.name}` and `lugpi embed {ds.name} --encoder {spec.encoder}`.")
+            image_dim = int(np.atleast_2d(train_data[0]["image"]).shape[-1])
+        tokenizer = _tokenizer(spec.text_model, cfg.max_length) if uses_text else None
+        model = build_teacher(spec.modality, num_labels=ds.num_labels, text_model=spec.text_model if uses_text else None,
+                              image_dim=image_dim, init=spec.init, labels=list(ds.label_names),
+                              num_heads=spec.heads, hidden=spec.hidden, dropout=spec.dropout)
+        objective = Objective(model, build_loss("lugpi", alpha=0.0, beta=0.0))
+        collate = Collator(tokenizer, cfg.max_length)
+        result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
+                     on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
+        device_used = next(model.parameters()).device
+        metrics, outputs = _write_outputs(the_run, ds, splits, model, collate, cfg, device_used, data_for)
+        metrics["best_epoch"], metrics["epochs_run"], metrics["steps"] = \
+            result.best_epoch, result.epochs_run, result.steps
+        records = []
+        for split, (logits, embeddings) in outputs.items():
+            for sample, z, e in zip(splits[split], logits, embeddings):
+                records.append((record_key(output_fp, sample.id),
+                                encode_bundle({"logits": z.astype(np.float32), "embedding": e.astype(np.float32)})))
+        store.register("teacher", output_fp, {"stage": "teacher", "run": the_run.name, **config})
+        for start in range(0, len(records), 4096):
+            store.put_many("teacher", records[start:start + 4096], overwrite=True)
+        model.cpu().save(the_run.model_dir, tokenizer)
+        the_run.write_metrics(metrics)
+        the_run.mark_done()
+    return StageResult(the_run, "trained", metrics, output_fp)
+
+
+def _encoder_label(encoder: str) -> str:
+    from lugpi_cli.encoders import EncoderConfig
+
+    return EncoderConfig(encoder).label
+
+
+# -- the student ------------------------------------------------------------------------
+
+def default_teacher(runs_dir: Path) -> Run:
+    """The most recently completed teacher run of the workspace."""
+    runs = completed_runs(runs_dir, "teacher")
+    if not runs:
+        raise UserError(f"no completed teacher run in {runs_dir}",
+                        "Train one with `lugpi train-teacher DATASET --encoder clip`, or pass --teacher RUN; "
+                        "for the plain fine-tuned baseline use --alpha 0 --beta 0 with --dataset.")
+    return runs[-1]
+
+
+def teacher_dataset(store: Store, teacher: Run) -> Dataset:
+    """The exact data set (same samples, same --limit) a teacher run was trained on."""
+    info = teacher.config()["dataset"]
+    ds = load_snapshot(store, _full_fingerprint(store, info)) if store.exists else None
+    if ds is None:
+        raise UserError(f"the data set of teacher {teacher.name} ({info.get('name')}) is not in this workspace's store",
+                        "Was the store deleted or the run copied from another workspace? Re-run its train-teacher.")
+    ds = limit_dataset(ds, info.get("limit"))
+    if ds.fingerprint() != info["fingerprint"]:
+        raise UserError(f"the data set snapshot no longer matches teacher {teacher.name}")
+    return ds
+
+
+def _full_fingerprint(store: Store, info: dict[str, Any]) -> str:
+    pointer = store.get_meta("latest/dataset/" + info["name"].lower())
+    full = info.get("full_fingerprint") or (pointer or {}).get("fingerprint")
+    if full is None:
+        raise UserError(f"no snapshot of data set {info['name']!r} in this workspace")
+    return full
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    text_model: str = DEFAULT_TEXT_MODEL
+    init: str = "pretrained"
+    method: str = "lugpi"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def loss_options(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: TrainConfig, *,
+            teacher: Run | None, dataset_request: dict[str, Any], run: str | None = None, force: bool = False,
+            device: str = "auto", hooks: Hooks | None = None) -> StageResult:
+    """Train (or reuse) a text-only student; reads the teacher's outputs from the store only."""
+    from lugpi_cli.losses import build_loss
+    from lugpi_cli.models import TextClassifier
+
+    hooks = hooks or Hooks()
+    cfg.check()
+    if spec.init not in ("pretrained", "xavier"):
+        raise UserError(f"unknown --init {spec.init!r}", "Choose pretrained or xavier.")
+    loss = build_loss(spec.method, **spec.loss_options)
+    needs_teacher = loss.requires_teacher
+    if needs_teacher and teacher is None:
+        raise UserError(f"method {spec.method!r} with these options needs a teacher run", "Pass --teacher RUN.")
+    teacher_config = teacher.config() if (needs_teacher and teacher is not None) else None
+    teacher_fp = teacher_config.get("output_fingerprint") if teacher_config else None
+    _check_text_model(spec.text_model)
+    config = {
+        "kind": "student", "dataset": ds.fingerprint(), "teacher": teacher_fp, "method": spec.method,
+        "loss": loss.hparams, "text_model": hub.model_identity(spec.text_model), "init": spec.init,
+        "train": cfg.hashed(),
+    }
+    the_run = Run(runs_dir / (run or run_name("student", ds.name, config)))
+    reused = _existing(the_run, force)
+    if reused is not None:
+        return reused
+    splits = {s: ds.splits.get(s, []) for s in SPLITS}
+    teacher_keys = None
+    if needs_teacher:
+        teacher_keys = [record_key(teacher_fp, s.id) for s in splits["train"]]
+        missing = sum(not have for have in store.contains_many("teacher", teacher_keys)) if store.exists else \
+            len(teacher_keys)
+        if missing:
+            raise UserError(f"{missing} of {len(teacher_keys)} training samples have no cached output of teacher "
+                            f"{teacher.name}",
+                            f"Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
+                            f"store; a distill never runs the teacher itself.")
+    with the_run.lock():
+        the_run.start("student", config, extra={
+            "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
+            "labels": list(ds.label_names), "teacher_run": teacher.name if teacher_config else None,
+            "teacher_run_dir": str(teacher.dir) if teacher_config else None, "method": spec.method,
+            "loss_options": loss.hparams, "text_model": spec.text_model, "aligned": False,
+        })
+        tokenizer = _tokenizer(spec.text_model, cfg.max_length)
+        student = TextClassifier.from_pretrained(spec.text_model, labels=list(ds.label_names), init=spec.init)
+        teacher_dim = None
+        if needs_teacher:
+            sample = store.get("teacher", teacher_keys[0])
+            teacher_dim = int(sample["embedding"].shape[-1])
+        loss = build_loss(spec.method, student_dim=student.embedding_dim, teacher_dim=teacher_dim,
+                          **spec.loss_options)
+        if getattr(loss, "aligned", False):
+            _note_aligned(the_run, student.embedding_dim, teacher_dim)
+        objective = Objective(student, loss)
+        collate = Collator(tokenizer, cfg.max_length)
+        train_data = TrainingData(splits["train"], store, teacher_keys=teacher_keys)
+        val_data = TrainingData(splits["validation"])
+        result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
+                     on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
+        device_used = next(student.parameters()).device
+        metrics, _ = _write_outputs(the_run, ds, splits, student, collate, cfg, device_used,
+                                    lambda samples: TrainingData(samples))
+        metrics["best_epoch"], metrics["epochs_run"], metrics["steps"] = \
+            result.best_epoch, result.epochs_run, result.steps
+        student.cpu().save_pretrained(the_run.model_dir, tokenizer)
+        the_run.write_metrics(metrics)
+        the_run.mark_done()
+    return StageResult(the_run, "trained", metrics, fingerprint(config))
+
+
+def _note_aligned(run: Run, student_dim: int, teacher_dim: int | None) -> None:
+    import json
+
+    document = run.config()
+    document["aligned"] = {"student_dim": student_dim, "teacher_dim": teacher_dim,
+                           "note": "a learned linear map (student side, training only) aligns e_S to e_T"}
+    run.config_path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+__all__ = ["Hooks", "StageResult", "StudentSpec", "TeacherSpec", "default_teacher", "distill", "find_run",
+           "teacher_dataset", "train_teacher"]
