@@ -41,6 +41,11 @@ def _postfix(parts: dict[str, float]) -> str:
 
 
 def emit_stage(result: StageResult) -> None:
+    """The run's summary; under DDP only the main process reports."""
+    from lugpi_cli.runtime import process_info
+
+    if not process_info().is_main:
+        return
     def render(out: Console) -> None:
         verb = "Reused" if result.status == "reused" else "Trained"
         out.print(f"{verb} {result.run.name}  ({result.run.dir})")

@@ -199,11 +199,12 @@ def load_checkpoint_state(path: Path) -> dict[str, Any] | None:
 def evaluate(objective: Objective, loader, accelerator) -> dict[str, float]:
     """Accuracy and mean CE on a loader (gathered across processes)."""
     objective.eval()
+    model = accelerator.unwrap_model(objective).model
     correct = total = 0
     loss_sum = 0.0
     with torch.no_grad():
         for batch in loader:
-            out = objective.model(batch)
+            out = model(batch)
             logits = accelerator.gather_for_metrics(out.logits.float())
             labels = accelerator.gather_for_metrics(batch["labels"])
             loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))

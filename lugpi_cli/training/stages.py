@@ -11,6 +11,7 @@ Both return a :class:`StageResult`; the same call twice trains once.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
 from lugpi_cli.lineage import ImageSource, feature_source
+from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import Objective, TrainConfig, fit, predict
 from lugpi_cli.training.runs import Run, completed_runs, find_run, run_name
@@ -98,15 +100,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _existing(run: Run, force: bool) -> StageResult | None:
+    """A finished run to reuse; else clear the way (under DDP only the main process locks and writes)."""
     if run.is_done() and not force:
         config = run.config()
         return StageResult(run, "reused", run.metrics(), config.get("output_fingerprint", config["fingerprint"]))
+    if not process_info().is_main:
+        return None
     if run.in_progress():
         raise UserError(f"run {run.name} is being trained by another process",
                         "Wait for it to finish (its result will then be reused) or pass another --run name.")
     if force:
         run.reset()
     return None
+
+
+def _guard(run: Run):
+    """The run's lock on the main process; other DDP ranks train alongside without it."""
+    return run.lock() if process_info().is_main else nullcontext()
 
 
 # -- the teacher ------------------------------------------------------------------------
@@ -162,13 +172,15 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
     if reused is not None:
         return reused
     output_fp = fingerprint({"config": config, "run": the_run.name})
-    with the_run.lock():
-        the_run.start("teacher", config, extra={
-            "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
-            "labels": list(ds.label_names), "modality": spec.modality, "text_model": spec.text_model if uses_text
-            else None, "encoder": spec.encoder if uses_image else None, "output_fingerprint": output_fp,
-            "feature_source": features,
-        })
+    main = process_info().is_main
+    with _guard(the_run):
+        if main:
+            the_run.start("teacher", config, extra={
+                "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
+                "labels": list(ds.label_names), "modality": spec.modality, "text_model": spec.text_model if uses_text
+                else None, "encoder": spec.encoder if uses_image else None, "output_fingerprint": output_fp,
+                "feature_source": features,
+            })
         splits = {s: ds.splits.get(s, []) for s in SPLITS}
         if not splits["train"] or not splits["validation"]:
             raise UserError(f"{ds.name} needs train and validation samples to train a teacher")
@@ -199,6 +211,8 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         collate = Collator(tokenizer, cfg.max_length)
         result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
                      on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
+        if not main:
+            return StageResult(the_run, "trained", {}, output_fp)
         device_used = next(model.parameters()).device
         metrics, outputs = _write_outputs(the_run, ds, splits, model, collate, cfg, device_used, data_for)
         metrics["best_epoch"], metrics["epochs_run"], metrics["steps"] = \
@@ -306,13 +320,15 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
                             f"{teacher.name}",
                             f"Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
                             f"store; a distill never runs the teacher itself.")
-    with the_run.lock():
-        the_run.start("student", config, extra={
-            "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
-            "labels": list(ds.label_names), "teacher_run": teacher.name if teacher_config else None,
-            "teacher_run_dir": str(teacher.dir) if teacher_config else None, "method": spec.method,
-            "loss_options": loss.hparams, "text_model": spec.text_model, "aligned": False,
-        })
+    main = process_info().is_main
+    with _guard(the_run):
+        if main:
+            the_run.start("student", config, extra={
+                "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
+                "labels": list(ds.label_names), "teacher_run": teacher.name if teacher_config else None,
+                "teacher_run_dir": str(teacher.dir) if teacher_config else None, "method": spec.method,
+                "loss_options": loss.hparams, "text_model": spec.text_model, "aligned": False,
+            })
         tokenizer = _tokenizer(spec.text_model, cfg.max_length)
         student = TextClassifier.from_pretrained(spec.text_model, labels=list(ds.label_names), init=spec.init)
         teacher_dim = None
@@ -321,7 +337,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
             teacher_dim = int(sample["embedding"].shape[-1])
         loss = build_loss(spec.method, student_dim=student.embedding_dim, teacher_dim=teacher_dim,
                           **spec.loss_options)
-        if getattr(loss, "aligned", False):
+        if getattr(loss, "aligned", False) and main:
             _note_aligned(the_run, student.embedding_dim, teacher_dim)
         objective = Objective(student, loss)
         collate = Collator(tokenizer, cfg.max_length)
@@ -329,6 +345,8 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         val_data = TrainingData(splits["validation"])
         result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
                      on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
+        if not main:
+            return StageResult(the_run, "trained", {}, fingerprint(config))
         device_used = next(student.parameters()).device
         metrics, _ = _write_outputs(the_run, ds, splits, student, collate, cfg, device_used,
                                     lambda samples: TrainingData(samples))
