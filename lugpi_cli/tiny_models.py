@@ -137,8 +137,8 @@ def write_wordpiece_vocab(path: Path, words=WORDS) -> Path:
     return path
 
 
-def build_tiny_text_model(directory: str | Path, *, seed: int = 0, dim: int = 32, max_length: int = 128,
-                          words: tuple[str, ...] = ()) -> Path:
+def build_tiny_text_model(directory: str | Path, *, seed: int = 0, dim: int = 32, layers: int = 2,
+                          max_length: int = 128, words: tuple[str, ...] = ()) -> Path:
     """Save a tiny DistilBERT encoder and WordPiece tokenizer (load with AutoModel / AutoTokenizer).
 
     ``words`` join the vocabulary as whole tokens (synthetic tasks use them).
@@ -149,7 +149,7 @@ def build_tiny_text_model(directory: str | Path, *, seed: int = 0, dim: int = 32
     vocab = write_wordpiece_vocab(directory / "vocab.txt", WORDS + tuple(words))
     tokenizer = DistilBertTokenizer(vocab=str(vocab), model_max_length=max_length)
     torch.manual_seed(seed)
-    config = DistilBertConfig(vocab_size=len(tokenizer), dim=dim, hidden_dim=4 * dim, n_layers=2, n_heads=4,
+    config = DistilBertConfig(vocab_size=len(tokenizer), dim=dim, hidden_dim=4 * dim, n_layers=layers, n_heads=4,
                               max_position_embeddings=max_length, pad_token_id=tokenizer.pad_token_id)
     DistilBertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
