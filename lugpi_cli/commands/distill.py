@@ -12,7 +12,7 @@ from lugpi_cli.commands.options import (
     JsonFlag, LabelColOpt, LimitOpt, LrOpt, MaxLengthOpt, MaxStepsOpt, PrecisionOpt, PromptColOpt, RunOpt, SeedOpt,
     SplitColOpt, TextColOpt, TextModelOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
 )
-from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage
+from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage, resolve_workers
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
 from lugpi_cli.losses import build_loss, parse_loss_options
@@ -74,7 +74,7 @@ def distill_command(
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     mixed_precision: PrecisionOpt = "auto",
-    workers: WorkersOpt = 0,
+    workers: WorkersOpt = -1,
     data: DataOpt = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
@@ -117,7 +117,8 @@ def distill_command(
     spec = StudentSpec(text_model=text_model, init=init, method=method, options=tuple(sorted(options.items())))
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
                       max_length=max_length, early_stopping=early_stopping, warmup_ratio=warmup,
-                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision, workers=workers)
+                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision,
+                      workers=resolve_workers(workers, device))
     with TrainingProgress() as hooks:
         result = distill(store, state.runs_path, ds, spec, cfg, teacher=teacher_run, dataset_request=described,
                          run=run, force=force, device=device, hooks=hooks)

@@ -72,7 +72,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even if this ru
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda (GPUs: see accelerate launch).")]
 PrecisionOpt = Annotated[str, typer.Option("--mixed-precision", help="auto (bf16/fp16 autocast on GPU, none on "
                                            "CPU), no, bf16, fp16.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers (tokenising, reading "
-                                         "features).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=-1, help="DataLoader workers tokenising and reading "
+                                         "the store (-1: 4 on GPU, 0 on CPU).")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
 TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]

@@ -12,7 +12,7 @@ from lugpi_cli.commands.options import (
     InitOpt, JsonFlag, LabelColOpt, LimitOpt, LrOpt, MaxLengthOpt, MaxStepsOpt, PrecisionOpt, PromptColOpt, RunOpt,
     SeedOpt, SplitColOpt, TextColOpt, TextModelOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
 )
-from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage
+from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage, resolve_workers
 from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.training.loop import TrainConfig
 from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, TeacherSpec, train_teacher
@@ -44,7 +44,7 @@ def train_teacher_command(
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     mixed_precision: PrecisionOpt = "auto",
-    workers: WorkersOpt = 0,
+    workers: WorkersOpt = -1,
     data: DataOpt = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
@@ -70,7 +70,8 @@ def train_teacher_command(
                        heads=heads, dropout=dropout)
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
                       max_length=max_length, early_stopping=early_stopping, warmup_ratio=warmup,
-                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision, workers=workers)
+                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision,
+                      workers=resolve_workers(workers, device))
     runtime.resolve_device(device)
     with TrainingProgress() as hooks:
         result = train_teacher(store, state.runs_path, ds, spec, cfg, dataset_request=described, run=run,

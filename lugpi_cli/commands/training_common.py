@@ -13,6 +13,15 @@ from lugpi_cli.data.snapshot import DatasetRequest, describe_request, limit_data
 from lugpi_cli.training.stages import Hooks, StageResult
 
 
+def resolve_workers(workers: int, device: str) -> int:
+    """-1 means: 4 DataLoader workers on a GPU (never starve it), none on the CPU (they would compete)."""
+    if workers >= 0:
+        return workers
+    from lugpi_cli import runtime
+
+    return 4 if runtime.resolve_device(device).type == "cuda" else 0
+
+
 def dataset_and_request(request: DatasetRequest, store) -> tuple[Any, dict[str, Any]]:
     """The (limited) data set and a JSON description that lets later stages find it again."""
     full = resolve_dataset(replace(request, limit=None), store)
