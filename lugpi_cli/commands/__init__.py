@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from lugpi_cli.commands import data, distill, embed, generate, not_built, store, train_teacher
+from lugpi_cli.commands import data, distill, embed, evaluate, generate, not_built, store, train_teacher
 
 COMMANDS = [
     generate.register,
     embed.register,
     train_teacher.register,
     distill.register,
-    partial(not_built.register, names=("evaluate", "ablate")),
+    evaluate.register,
+    partial(not_built.register, names=("ablate",)),
     store.register,
     data.register,
 ]

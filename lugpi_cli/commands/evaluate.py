@@ -1,0 +1,82 @@
+"""``lugpi evaluate RUN...``: metrics, paired significance and agreement, as the paper's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lugpi_cli import console
+from lugpi_cli.commands.options import JsonFlag
+from lugpi_cli.evaluation.compare import METRICS, Comparison, compare_runs, write_text
+from lugpi_cli.evaluation.significance import DEFAULT_ALPHA, MARKER
+from lugpi_cli.training.runs import completed_runs, find_run
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def render_comparison(comparison: Comparison, out: Console) -> None:
+    table = Table("model", "run", "accuracy", "macro-F1", "micro-F1", "ROC-AUC", "McNemar p", "agreement (KL)",
+                  title=f"{comparison.split} split", title_justify="left")
+    for dataset in comparison.datasets:
+        if len(comparison.datasets) > 1:
+            table.add_row(f"[bold]{dataset}[/]", "", "", "", "", "", "", "")
+        for r in (row for row in comparison.rows if row.dataset == dataset):
+            agree = "-" if r.agreement is None else \
+                f"{100 * r.agreement['label_agreement']:.1f}% ({r.agreement['mean_kl']:.3f})"
+            table.add_row(r.label + (" [dim](baseline)[/]" if r.baseline else ""), r.run,
+                          _fmt(r.metrics.get("accuracy")) + r.marker(), *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
+                          "-" if r.mcnemar is None else f"{r.mcnemar['pvalue']:.2g} ({r.mcnemar['method']})", agree)
+    out.print(table)
+    if len(comparison.datasets) > 1:
+        labels, datasets, cells = comparison.pivot()
+        pivot = Table("model", *datasets, title="accuracy by data set", title_justify="left")
+        for label in labels:
+            pivot.add_row(label, *(_fmt(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker()
+                                   if (label, d) in cells else "" for d in datasets))
+        out.print(pivot)
+    for dataset, q in comparison.cochran.items():
+        out.print(f"Cochran's Q ({dataset}, {len(q['runs'])} runs): Q = {q['statistic']:.3f}, df = {q['df']}, "
+                  f"p = {q['pvalue']:.3g}")
+    out.print(f"{MARKER} differs from the baseline by McNemar's test at p < {comparison.alpha_level:g}.")
+
+
+def evaluate_command(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run directories or names (default: every finished "
+                                                        "run of the workspace).")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", "-b", help="The run the others are tested "
+                                                    "against (default: the fine-tuned text-only run).")] = None,
+    split: Annotated[str, typer.Option("--split", help="train, validation or test.")] = "test",
+    alpha_level: Annotated[float, typer.Option("--alpha-level", help="Significance level of the marker "
+                                               "(the paper's: 0.001).")] = DEFAULT_ALPHA,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV here.")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown (for papers).")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Compare runs: metrics, McNemar / Cochran's Q significance, teacher-student agreement."""
+    state = console.use_json(json_out)
+    chosen = [find_run(state.runs_path, r) for r in runs] if runs else completed_runs(state.runs_path)
+    base = find_run(state.runs_path, baseline) if baseline else None
+    comparison = compare_runs(chosen, split=split, baseline=base, alpha_level=alpha_level, runs_dir=state.runs_path)
+    if csv_path is not None:
+        write_text(csv_path, comparison.to_csv())
+    result = comparison.to_json()
+    if csv_path is not None:
+        result["csv"] = str(csv_path)
+
+    def render(out: Console) -> None:
+        if markdown:
+            out.print(comparison.to_markdown(), markup=False, highlight=False, soft_wrap=True)
+        else:
+            render_comparison(comparison, out)
+
+    console.emit(result, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_command)

@@ -1,0 +1,257 @@
+"""Comparing finished runs: the paper's tables from run directories.
+
+:func:`compare_runs` reads each run's predictions for one split, joins them by
+sample id per data set, computes metrics, McNemar's test of each run against
+the data set's baseline, Cochran's Q across three or more runs, and — for a
+student whose run names its teacher — the teacher–student agreement. The
+result renders as a rich table, Markdown, CSV or JSON; with several data sets
+the paper's layout (rows = models, columns = data sets) is available too.
+
+Baseline per data set: ``--baseline RUN`` if given (for its data set), else the
+fine-tuned text-only run among those compared (a student with no teacher
+terms, or a ``--modality text`` teacher), else the first run given.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lugpi_cli.errors import UserError
+from lugpi_cli.evaluation.agreement import agreement
+from lugpi_cli.evaluation.alignment import Predictions, align, read_predictions
+from lugpi_cli.evaluation.metrics import classification_metrics
+from lugpi_cli.evaluation.significance import DEFAULT_ALPHA, MARKER, cochrans_q, mcnemar_test, significance_marker
+from lugpi_cli.training.runs import Run
+
+METRICS = ("accuracy", "macro_f1", "micro_f1", "roc_auc")
+
+
+def run_label(config: dict[str, Any]) -> str:
+    """A row label from the run's config: kind, modality and loss terms (the paper's naming); the seed if not 0."""
+    seed = (config.get("config") or {}).get("train", {}).get("seed", 0)
+    label = _describe(config)
+    return f"{label} seed {seed}" if seed else label
+
+
+def _describe(config: dict[str, Any]) -> str:
+    kind = config.get("kind")
+    if kind == "teacher":
+        modality = config.get("modality", "both")
+        text = Path(str(config.get("text_model") or "")).name
+        encoder = Path(str(config.get("encoder") or "")).name
+        return {"both": f"Teacher ({text} + {encoder})", "text": f"{text} (text only)",
+                "image": f"{encoder} image only"}[modality]
+    method = config.get("method", "lugpi")
+    options = config.get("loss_options") or {}
+    if method == "lugpi":
+        alpha, beta = options.get("alpha", 0), options.get("beta", 0)
+        if not alpha and not beta:
+            return f"{Path(str(config.get('text_model'))).name} fine-tuned (no KD)"
+        terms = [f"α={alpha:g} τ={options.get('tau', 8):g}" if alpha else "", f"β={beta:g}" if beta else ""]
+        return "LUGPI student (" + ", ".join(t for t in terms if t) + ")"
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{method} student ({shown})" if shown else f"{method} student"
+
+
+def is_baseline(config: dict[str, Any]) -> bool:
+    if config.get("kind") == "teacher":
+        return config.get("modality") == "text"
+    options = config.get("loss_options") or {}
+    return config.get("teacher_run") is None and config.get("method", "lugpi") == "lugpi" \
+        and not options.get("alpha") and not options.get("beta")
+
+
+@dataclass
+class Row:
+    run: str
+    run_dir: str
+    label: str
+    kind: str
+    dataset: str
+    metrics: dict[str, Any]
+    baseline: bool = False
+    mcnemar: dict[str, Any] | None = None
+    significant: bool = False
+    agreement: dict[str, Any] | None = None
+    paper: dict[str, Any] | None = None
+
+    def marker(self) -> str:
+        return MARKER if self.significant else ""
+
+
+@dataclass
+class Comparison:
+    split: str
+    alpha_level: float
+    rows: list[Row]
+    cochran: dict[str, dict[str, Any]] = field(default_factory=dict)  # per data set
+    baselines: dict[str, str] = field(default_factory=dict)  # data set -> run name
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(r.dataset for r in self.rows))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "split": self.split, "alpha_level": self.alpha_level, "baselines": self.baselines,
+            "cochrans_q": self.cochran,
+            "runs": [{"run": r.run, "run_dir": r.run_dir, "label": r.label, "kind": r.kind, "dataset": r.dataset,
+                      "baseline": r.baseline, "metrics": r.metrics, "mcnemar": r.mcnemar, "significant": r.significant,
+                      "agreement": r.agreement, **({"paper": r.paper} if r.paper else {})} for r in self.rows],
+        }
+
+    # -- flat table (one row per run) -------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for r in self.rows:
+            rec = {"run": r.run, "label": r.label, "kind": r.kind, "dataset": r.dataset, "baseline": r.baseline}
+            rec.update({m: r.metrics.get(m) for m in METRICS})
+            rec["mcnemar_p"] = None if r.mcnemar is None else r.mcnemar["pvalue"]
+            rec["significant"] = r.significant
+            rec["label_agreement"] = None if r.agreement is None else r.agreement["label_agreement"]
+            rec["mean_kl"] = None if r.agreement is None else r.agreement["mean_kl"]
+            rec["run_dir"] = r.run_dir
+            out.append(rec)
+        return out
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        records = self.records()
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["run"])
+        writer.writeheader()
+        writer.writerows(records)
+        return buffer.getvalue()
+
+    def to_markdown(self) -> str:
+        if len(self.datasets) > 1:
+            return self._pivot_markdown()
+        head = "| model | accuracy | macro-F1 | micro-F1 | ROC-AUC | McNemar p | agreement |"
+        lines = [head, "|" + "---|" * 7]
+        for r in self.rows:
+            lines.append("| " + " | ".join([
+                r.label + (" (baseline)" if r.baseline else ""), _pct(r.metrics.get("accuracy")) + r.marker(),
+                _pct(r.metrics.get("macro_f1")), _pct(r.metrics.get("micro_f1")), _pct(r.metrics.get("roc_auc")),
+                _p(r.mcnemar), _agree(r.agreement)]) + " |")
+        return "\n".join(lines) + f"\n\n{MARKER} significantly different from the baseline (McNemar, p < " \
+                                  f"{self.alpha_level:g}), {self.split} split.\n"
+
+    def pivot(self) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
+        """Rows = model labels, columns = data sets (the paper's Table 1 layout)."""
+        labels = list(dict.fromkeys(r.label for r in self.rows))
+        cells = {(r.label, r.dataset): r for r in self.rows}
+        return labels, self.datasets, cells
+
+    def _pivot_markdown(self) -> str:
+        labels, datasets, cells = self.pivot()
+        lines = ["| model | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
+        for label in labels:
+            row = [(_pct(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker())
+                   if (label, d) in cells else "" for d in datasets]
+            lines.append(f"| {label} | " + " | ".join(row) + " |")
+        return "\n".join(lines) + f"\n\nAccuracy on the {self.split} split; {MARKER} significantly different from " \
+                                  f"the data set's baseline (McNemar, p < {self.alpha_level:g}).\n"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _p(result: dict[str, Any] | None) -> str:
+    return "-" if result is None else f"{result['pvalue']:.2g}"
+
+
+def _agree(result: dict[str, Any] | None) -> str:
+    return "-" if result is None else f"{100 * result['label_agreement']:.1f}% (KL {result['mean_kl']:.3f})"
+
+
+def load_run(run: Run, split: str) -> tuple[dict[str, Any], Predictions]:
+    """A finished run's config and predictions for ``split``; clear errors otherwise."""
+    if not run.config_path.exists():
+        raise UserError(f"{run.dir} is not a lugpi run (no config.json)", "Pass run directories or run names.")
+    if not run.is_done():
+        state = "is still being trained" if run.in_progress() else "did not finish (no DONE marker)"
+        raise UserError(f"run {run.name} {state}", "Wait for it, or re-run its command to resume it.")
+    path = run.predictions_path(split)
+    if not path.exists():
+        raise UserError(f"run {run.name} has no predictions for split {split!r} ({path})",
+                        "Choose --split train, validation or test.")
+    return run.config(), read_predictions(path)
+
+
+def compare_runs(runs: Sequence[Run], *, split: str = "test", baseline: Run | None = None,
+                 alpha_level: float = DEFAULT_ALPHA, runs_dir: Path | None = None) -> Comparison:
+    if not runs:
+        raise UserError("no runs to evaluate", "Pass run directories or names, e.g. `lugpi evaluate runs/*`.")
+    if not 0 < alpha_level < 1:
+        raise UserError(f"--alpha-level must be in (0, 1), got {alpha_level}")
+    unique = list({r.dir.resolve(): r for r in runs}.values())
+    if baseline is not None and baseline.dir.resolve() not in {r.dir.resolve() for r in unique}:
+        unique.insert(0, baseline)
+    loaded = {r.name: (r, *load_run(r, split)) for r in unique}
+    by_dataset: dict[str, list[str]] = {}
+    for name, (_, config, _) in loaded.items():
+        by_dataset.setdefault(config["dataset"]["fingerprint"], []).append(name)
+    comparison = Comparison(split, alpha_level, [])
+    for names in by_dataset.values():
+        _compare_dataset(comparison, {n: loaded[n] for n in names}, baseline, runs_dir)
+    return comparison
+
+
+def _compare_dataset(comparison: Comparison, loaded: dict[str, tuple[Run, dict, Predictions]],
+                     baseline: Run | None, runs_dir: Path | None) -> None:
+    ids, aligned = align({name: preds for name, (_, _, preds) in loaded.items()})
+    first_config = next(iter(loaded.values()))[1]
+    dataset = first_config["dataset"]["name"]
+    names = list(loaded)
+    if baseline is not None and baseline.name in loaded:
+        base = baseline.name
+    else:
+        base = next((n for n in names if is_baseline(loaded[n][1])), names[0])
+    comparison.baselines[dataset] = base
+    for name in names:
+        run, config, _ = loaded[name]
+        preds = aligned[name]
+        metrics = classification_metrics(preds.labels, preds.predicted, preds.probs, num_labels=preds.num_labels)
+        row = Row(run.name, str(run.dir), run_label(config), config["kind"], dataset, metrics, baseline=name == base)
+        if name != base:
+            row.mcnemar = mcnemar_test(aligned[base].correct, preds.correct)
+            row.significant = bool(significance_marker(row.mcnemar["pvalue"], comparison.alpha_level))
+        row.agreement = _teacher_agreement(config, preds, comparison.split, runs_dir, run)
+        comparison.rows.append(row)
+    if len(names) >= 3:
+        matrix = np.stack([aligned[n].correct for n in names], axis=1)
+        comparison.cochran[dataset] = {**cochrans_q(matrix), "runs": names}
+
+
+def _teacher_agreement(config: dict[str, Any], student: Predictions, split: str, runs_dir: Path | None,
+                       run: Run) -> dict[str, Any] | None:
+    """Label agreement and mean KL(teacher || student), when the student names its teacher."""
+    teacher_name = config.get("teacher_run")
+    if config.get("kind") != "student" or not teacher_name:
+        return None
+    candidates = [Path(config.get("teacher_run_dir") or ""), run.dir.parent / teacher_name]
+    if runs_dir is not None:
+        candidates.append(runs_dir / teacher_name)
+    teacher_dir = next((c for c in candidates if (c / "predictions" / f"{split}.csv").exists()), None)
+    if teacher_dir is None:
+        return None
+    teacher = read_predictions(teacher_dir / "predictions" / f"{split}.csv")
+    _, pair = align({"teacher": teacher, "student": student})
+    if pair["teacher"].probs is None or pair["student"].probs is None:
+        return None
+    return {**agreement(pair["teacher"].probs, pair["student"].probs), "teacher_run": teacher_name}
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+__all__ = ["Comparison", "Row", "compare_runs", "is_baseline", "load_run", "run_label", "write_text"]
