@@ -5,9 +5,7 @@ Commands are thin: parse options, call the library, print with rich.
 
 from __future__ import annotations
 
-from functools import partial
-
-from lugpi_cli.commands import data, distill, embed, evaluate, generate, not_built, store, train_teacher
+from lugpi_cli.commands import ablate, data, distill, embed, evaluate, generate, store, train_teacher
 
 COMMANDS = [
     generate.register,
@@ -15,7 +13,7 @@ COMMANDS = [
     train_teacher.register,
     distill.register,
     evaluate.register,
-    partial(not_built.register, names=("ablate",)),
+    ablate.register,
     store.register,
     data.register,
 ]

@@ -44,6 +44,9 @@ def run_name(kind: str, dataset: str, config: dict[str, Any]) -> str:
 class Run:
     dir: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", Path(self.dir))
+
     @property
     def name(self) -> str:
         return self.dir.name

@@ -1,0 +1,1 @@
+"""Ablation grids: every cell an ordinary distill run; summary, best setting, ANOVA and heatmap."""

@@ -1,0 +1,1 @@
+"""Reports: plots (matplotlib, Agg backend) of grids and runs."""
