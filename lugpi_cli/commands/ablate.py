@@ -24,7 +24,7 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.losses import build_loss
 from lugpi_cli.training.loop import TrainConfig
 from lugpi_cli.training.runs import find_run
-from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, default_teacher, teacher_dataset
+from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, default_teacher, full_fingerprint_of, teacher_dataset
 from store import fingerprint
 
 RECIPE_KEYS = {"teacher", "dataset", "seeds", "preset", "jobs", "grid", "set"}
@@ -137,7 +137,7 @@ def ablate_command(
             info["limit"] = limit
     else:
         ds, info = dataset_and_request(DatasetRequest(dataset, limit=limit), store)
-    info = {**info, "name": ds.name, "fingerprint": ds.fingerprint()}
+    info = {**info, "name": ds.name, "fingerprint": ds.fingerprint(), "full_fingerprint": full_fingerprint_of(store, info)}
     base = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, max_steps=max_steps).check()
     ctx = GridContext(store.path, state.runs_path, teacher_run.dir if teacher_run else None, info, base, device)
     header = {"dataset": ds.name, "teacher": teacher_run.name if teacher_run else None,

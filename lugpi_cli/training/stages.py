@@ -252,7 +252,7 @@ def default_teacher(runs_dir: Path) -> Run:
 def teacher_dataset(store: Store, teacher: Run) -> Dataset:
     """The exact data set (same samples, same --limit) a teacher run was trained on."""
     info = teacher.config()["dataset"]
-    ds = load_snapshot(store, _full_fingerprint(store, info)) if store.exists else None
+    ds = load_snapshot(store, full_fingerprint_of(store, info)) if store.exists else None
     if ds is None:
         raise UserError(f"the data set of teacher {teacher.name} ({info.get('name')}) is not in this workspace's store",
                         "Was the store deleted or the run copied from another workspace? Re-run its train-teacher.")
@@ -262,7 +262,8 @@ def teacher_dataset(store: Store, teacher: Run) -> Dataset:
     return ds
 
 
-def _full_fingerprint(store: Store, info: dict[str, Any]) -> str:
+def full_fingerprint_of(store: Store, info: dict[str, Any]) -> str:
+    """The fingerprint of the full (un-limited) data set a run's ``dataset`` info refers to."""
     pointer = store.get_meta("latest/dataset/" + info["name"].lower())
     full = info.get("full_fingerprint") or (pointer or {}).get("fingerprint")
     if full is None:
