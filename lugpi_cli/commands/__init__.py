@@ -5,7 +5,7 @@ Commands are thin: parse options, call the library, print with rich.
 
 from __future__ import annotations
 
-from lugpi_cli.commands import ablate, data, distill, embed, evaluate, generate, store, train_teacher
+from lugpi_cli.commands import ablate, data, distill, embed, evaluate, generate, probe, store, train_teacher
 
 COMMANDS = [
     generate.register,
@@ -14,6 +14,7 @@ COMMANDS = [
     distill.register,
     evaluate.register,
     ablate.register,
+    probe.register,
     store.register,
     data.register,
 ]

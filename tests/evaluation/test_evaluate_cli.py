@@ -121,3 +121,12 @@ def test_bad_input(cli, workspace):
     assert "no predictions" in cli("evaluate", "a", code=1).stderr
     assert "no run 'nope'" in cli("evaluate", "nope", code=1).stderr
     assert "--alpha-level" in cli("evaluate", "--alpha-level", "2", code=1).stderr
+
+
+def test_a_run_being_trained_is_refused(cli, workspace):
+    rng = np.random.default_rng(4)
+    make_run(workspace, "a", correct=_correct(rng, 0.6))
+    busy = make_run(workspace, "busy", correct=_correct(rng, 0.6), done=False)
+    with busy.lock():  # as a training process holds it
+        err = cli("evaluate", "a", "busy", code=1).stderr
+    assert "busy is still being trained" in err and "Traceback" not in err

@@ -1,0 +1,104 @@
+"""``lugpi probe DATASET --encoder clip``: kNN accuracy of cached features (faiss), per split and class."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lugpi_cli import console, runtime
+from lugpi_cli.commands.options import (
+    DataOpt, DatasetArg, IdColOpt, JsonFlag, LabelColOpt, LimitOpt, PromptColOpt, SplitColOpt, TextColOpt,
+)
+from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
+from lugpi_cli.encoders import EncoderConfig
+from lugpi_cli.errors import UserError
+from lugpi_cli.evaluation.probe import build_index, knn_probe
+from lugpi_cli.lineage import ImageSource, feature_source
+from store import record_key
+
+SPLITS = ("train", "validation", "test")
+
+
+def image_vectors(store, ds, encoder: str, samples) -> np.ndarray:
+    pointer = feature_source(store, ds.name, EncoderConfig(encoder).label)
+    source = ImageSource(pointer["generator_fingerprint"], int(pointer["generator_seed"]), {})
+    keys = source.image_keys(samples)
+    records = store.get_many("features", [record_key(pointer["encoder_fingerprint"], keys[s.id]) for s in samples])
+    missing = sum(r is None for r in records)
+    if missing:
+        raise UserError(f"{missing} sample(s) of {ds.name} have no {encoder!r} features",
+                        f"Run `lugpi embed {ds.name} --encoder {encoder}` first.")
+    return np.stack([r["pooled"] for r in records]).astype(np.float32)
+
+
+def probe_command(
+    dataset: DatasetArg,
+    encoder: Annotated[Optional[str], typer.Option("--encoder", "-e", help="Probe these cached image features "
+                                                   "(clip, vit, or the embed --encoder value).")] = "clip",
+    text_encoder: Annotated[Optional[str], typer.Option("--text-encoder", help="Also probe frozen text features "
+                                                        "of this model (mean-pooled; cached).")] = None,
+    no_image: Annotated[bool, typer.Option("--no-image", help="Probe only the text features.")] = False,
+    k: Annotated[int, typer.Option("--k", min=1, help="Neighbours that vote.")] = 10,
+    data: DataOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    split_col: SplitColOpt = None,
+    prompt_col: PromptColOpt = None,
+    id_col: IdColOpt = None,
+    limit: LimitOpt = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """k-nearest-neighbour accuracy of cached image (and frozen text) features, per split and per class.
+
+    In seconds it estimates what the image-only teacher measures by training:
+    whether the generated images carry label signal.
+    """
+    state = console.use_json(json_out)
+    runtime.quiet_libraries(state.verbose)
+    store = state.open_store()
+    if not store.exists:
+        raise UserError(f"no feature store at {store.path}", "Run `lugpi generate` and `lugpi embed` first.")
+    ds = resolve_dataset(DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit), store)
+    splits = {s: ds.splits.get(s, []) for s in SPLITS if ds.splits.get(s)}
+    spaces: dict[str, dict[str, np.ndarray]] = {}
+    if not no_image:
+        spaces[f"image ({encoder})"] = {s: image_vectors(store, ds, encoder, items) for s, items in splits.items()}
+    if text_encoder:
+        from lugpi_cli.encoders.text import embed_texts
+
+        dev = str(runtime.resolve_device(device))
+        spaces[f"text ({text_encoder})"] = {s: embed_texts(store, items, text_encoder, device=dev)
+                                            for s, items in splits.items()}
+    if not spaces:
+        raise UserError("nothing to probe", "Drop --no-image or give --text-encoder MODEL.")
+    results: dict[str, dict[str, dict]] = {}
+    for space, vectors in spaces.items():
+        train_y = np.array([s.label for s in splits["train"]])
+        index = build_index(vectors["train"])
+        results[space] = {}
+        for split, items in splits.items():
+            y = np.array([s.label for s in items])
+            r = knn_probe(vectors["train"], train_y, vectors[split], y, k=k, num_labels=ds.num_labels,
+                          same_split=split == "train", index=index)
+            results[space][split] = r.to_json(ds.label_names)
+    result = {"dataset": ds.name, "k": k, "results": results}
+
+    def render(out: Console) -> None:
+        for space, by_split in results.items():
+            table = Table("split", "n", "kNN accuracy", "chance", *ds.label_names, title=f"{space}, k={k}",
+                          title_justify="left")
+            for split, r in by_split.items():
+                table.add_row(split, str(r["n"]), f"{100 * r['accuracy']:.2f}", f"{100 * r['chance']:.2f}",
+                              *(f"{100 * r['per_class'].get(n, float('nan')):.1f}" for n in ds.label_names))
+            out.print(table)
+
+    console.emit(result, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe")(probe_command)

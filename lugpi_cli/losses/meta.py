@@ -1,0 +1,130 @@
+"""Meta-learned per-sample weights for MSD's three distillation terms (Meta-Weight-Net style).
+
+Shu et al., NeurIPS 2019, "Meta-Weight-Net: Learning an Explicit Mapping For
+Sample Weighting": a small MLP maps what is known about a training sample to
+its loss weight, and is trained online so that a one-step look-ahead of the
+model, updated with those weights, does well on clean validation data. MSD
+(Jin et al., Findings of EMNLP 2021, Sec. 4) learns its modality weights the
+same way; here the net reads the three teacher probability vectors of a sample
+(multimodal, text-only, image-only) and outputs the three weights.
+
+One meta step (:func:`meta_weight_step`), before each real student step:
+
+1. look-ahead: ``theta' = theta - inner_lr * grad_theta L_train(theta; w_phi)`` with the
+   weights ``w_phi`` from the net, keeping the graph (``create_graph=True``), through
+   ``torch.func.functional_call`` so the student's own parameters are untouched;
+2. meta loss: plain cross-entropy of the looked-ahead student on a validation batch,
+   back-propagated (second order, through ``theta'``) into the weight net ``phi`` only;
+   ``meta_optimizer.step()``.
+
+The real student step then uses the updated net's weights without gradient
+(``MsdLoss.forward`` with ``weighting="meta"``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lugpi_cli.losses.base import DistillInputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lugpi_cli.losses.msd import MsdLoss
+
+__all__ = ["MetaWeightNet", "meta_weight_step"]
+
+
+class MetaWeightNet(nn.Module):
+    """``[p_multi, p_text, p_image]`` (B, 3k) -> three weights in (0, 1) (B, 3).
+
+    One hidden ReLU layer (Meta-Weight-Net's shape; 100 units by default) and a
+    sigmoid. The last layer starts at zero, so every weight starts at exactly 0.5.
+    """
+
+    def __init__(self, num_labels: int, *, num_terms: int = 3, hidden: int = 100):
+        super().__init__()
+        self.num_labels = int(num_labels)
+        self.num_terms = int(num_terms)
+        self.hidden = nn.Linear(self.num_terms * self.num_labels, int(hidden))
+        self.out = nn.Linear(int(hidden), self.num_terms)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, probs: Tensor) -> Tensor:
+        if probs.shape[-1] != self.num_terms * self.num_labels:
+            raise ValueError(
+                f"the weight net reads {self.num_terms} x {self.num_labels} probabilities, got width {probs.shape[-1]}"
+            )
+        return torch.sigmoid(self.out(F.relu(self.hidden(probs))))
+
+
+def _labels(batch: Any) -> Tensor:
+    try:
+        return batch["labels"]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError("the validation batch for the meta step needs class indices under 'labels'") from None
+
+
+def meta_weight_step(
+    student: nn.Module,
+    loss: MsdLoss,
+    train_batch: dict,
+    val_batch: dict,
+    *,
+    inner_lr: float,
+    meta_optimizer: torch.optim.Optimizer,
+    make_inputs: Callable[[Any, dict], DistillInputs],
+) -> dict[str, float]:
+    """One Meta-Weight-Net update of ``loss.weight_net`` (see the module docstring).
+
+    ``student(batch)`` returns an object with ``.logits`` (and ``.embedding``);
+    ``make_inputs(output, train_batch)`` builds the :class:`DistillInputs` of the
+    training batch, teacher outputs included; the validation batch only needs
+    ``val_batch["labels"]`` (no teacher output is read for it). ``inner_lr`` is
+    the look-ahead's SGD step size (the student optimizer's current learning
+    rate is the natural choice). Only the weight net's parameters receive
+    gradients: the student's ``.grad`` are left untouched, so the caller's real
+    step (``loss(inputs).total.backward(); optimizer.step()``) follows as usual.
+
+    Returns ``{"meta_loss", "lookahead_loss", "w_multi", "w_text", "w_image"}``
+    (the weights are batch means on the training batch, before the update).
+    """
+    if loss.weighting != "meta":
+        raise ValueError(f"meta_weight_step needs an msd loss with weighting='meta', got {loss.weighting!r}")
+    if not inner_lr > 0:
+        raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
+
+    # 1. the look-ahead student, as a function of the weight net's output
+    params = {n: p for n, p in student.named_parameters() if p.requires_grad}
+    frozen = {n: p for n, p in student.named_parameters() if not p.requires_grad}
+    buffers = dict(student.named_buffers())
+    output = torch.func.functional_call(student, {**params, **frozen, **buffers}, (train_batch,))
+    inputs = make_inputs(output, train_batch)
+    net = loss.weight_net_for(inputs)
+    weights = loss.meta_weights(inputs, grad=True)
+    train_loss = loss.compute(inputs, weights).total
+    names = list(params)
+    grads = torch.autograd.grad(train_loss, [params[n] for n in names], create_graph=True, allow_unused=True)
+    ahead = {n: (params[n] - inner_lr * g if g is not None else params[n]) for n, g in zip(names, grads)}
+
+    # 2. the meta loss: plain CE of the looked-ahead student on clean validation data
+    val_output = torch.func.functional_call(student, {**ahead, **frozen, **buffers}, (val_batch,))
+    meta_loss = F.cross_entropy(val_output.logits, _labels(val_batch))
+    meta_params = [p for p in net.parameters() if p.requires_grad]
+    meta_grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
+    meta_optimizer.zero_grad(set_to_none=True)
+    for p, g in zip(meta_params, meta_grads):
+        p.grad = None if g is None else g.detach()
+    meta_optimizer.step()
+
+    w = weights.detach().mean(dim=0)
+    return {
+        "meta_loss": float(meta_loss.detach()),
+        "lookahead_loss": float(train_loss.detach()),
+        "w_multi": float(w[0]),
+        "w_text": float(w[1]),
+        "w_image": float(w[2]),
+    }
