@@ -71,6 +71,9 @@ def generate_command(
     image_format: Annotated[str, typer.Option("--format", help="webp, png or jpeg (how images are stored).")] = "webp",
     quality: Annotated[int, typer.Option("--quality", help="WebP/JPEG quality.")] = 90,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet (long GPU runs).")] = False,
+    reuse_similar: Annotated[Optional[float], typer.Option("--reuse-similar", help="Reuse the image of an "
+                                                           "already-drawn prompt whose text-encoder embedding has at "
+                                                           "least this cosine similarity (off by default).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: this process draws its 1/N of the prompts "
                                                  "(automatic under accelerate launch / torchrun).")] = None,
     json_out: JsonFlag = False,
@@ -102,15 +105,16 @@ def generate_command(
             lambda: load_pipeline(config, torch_device, torch_dtype, compile=compile),
             batch_size=batch_size, shard=(shard_index, shard_count), dataset_fingerprint=ds.fingerprint(),
             dataset_name=ds.name, on_start=bar.start, on_batch=bar.advance,
-            tokenizer_factory=lambda: load_tokenizer(config),
+            tokenizer_factory=lambda: load_tokenizer(config), reuse_similar=reuse_similar,
         )
     result = {"dataset": ds.name, "splits": parse_splits(splits), "shard": f"{shard_index}/{shard_count}",
               "device": str(torch_device), **summary.to_json()}
 
     def render(out: Console) -> None:
         table = Table(box=None, show_header=False)
-        for name in ("samples", "distinct_prompts", "generated", "reused", "truncated", "failed", "other_shards"):
-            if name != "other_shards" or summary.other_shards:
+        for name in ("samples", "distinct_prompts", "generated", "reused", "reused_similar", "truncated", "failed",
+                     "other_shards"):
+            if name not in ("other_shards", "reused_similar") or result[name]:
                 table.add_row(name.replace("_", " "), str(result[name]))
         out.print(table)
         if summary.generated:

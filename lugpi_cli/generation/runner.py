@@ -73,6 +73,7 @@ class GenerationSummary:
     distinct_prompts: int = 0
     generated: int = 0
     reused: int = 0  # already in the store (earlier runs, other processes, merged stores)
+    reused_similar: int = 0  # copied from a near-identical prompt's image (--reuse-similar)
     truncated: int | None = 0  # distinct prompts longer than the text encoder reads (None: tokenizer unavailable)
     failed: int = 0
     other_shards: int = 0  # distinct prompts left to the other processes of a sharded run
@@ -159,6 +160,7 @@ def generate_dataset(
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     tokenizer_factory: Callable[[], Any] | None = None,
+    reuse_similar: float | None = None,
 ) -> GenerationSummary:
     """Generate every missing image of ``samples`` into ``store``; see the module docstring.
 
@@ -166,7 +168,12 @@ def generate_dataset(
     fully cached re-run never loads the model (``tokenizer_factory``, if given,
     then supplies the tokenizer that counts truncated prompts). ``on_start(n)`` is told how
     many images this process will draw, ``on_batch(k)`` after each commit.
+    ``reuse_similar`` (a cosine threshold) reuses near-duplicate prompts' images
+    (see :mod:`lugpi_cli.generation.similar`).
     """
+    if reuse_similar is not None and not -1.0 <= reuse_similar <= 1.0:
+        raise UserError(f"--reuse-similar must be a cosine similarity in [-1, 1], got {reuse_similar}",
+                        "e.g. --reuse-similar 0.95; 1.0 reuses only prompts the text encoder cannot tell apart.")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     index, count = shard
@@ -191,7 +198,9 @@ def generate_dataset(
     if todo:
         pipe = pipe_factory()
         tokenizer = getattr(pipe, "tokenizer", None)
-        _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch)
+        similar = _SimilarPrompts(store, pipe, plan, [i for i, have in zip(mine, present) if have], reuse_similar) \
+            if reuse_similar is not None else None
+        _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch, similar)
     elif tokenizer_factory is not None:
         tokenizer = tokenizer_factory()
     summary.truncated = count_truncated(tokenizer, plan.prompts)
@@ -203,14 +212,66 @@ def generate_dataset(
     return summary
 
 
+class _SimilarPrompts:
+    """Reuse decisions for ``--reuse-similar``, against the prompts drawn so far."""
+
+    def __init__(self, store: Store, pipe: Any, plan: ImagePlan, existing: list[int], threshold: float):
+        from lugpi_cli.generation.similar import PromptIndex, prompt_vectors
+
+        self.store, self.pipe, self.plan, self.threshold = store, pipe, plan, threshold
+        self._vectors = prompt_vectors
+        vectors = prompt_vectors(pipe, [plan.prompts[i] for i in existing])
+        self.index = PromptIndex(vectors.shape[1] if len(existing) else _width(pipe))
+        self.index.add(vectors, existing)
+
+    def split(self, batch: list[int]) -> tuple[list[int], list[tuple[int, int, float]], Any]:
+        """(positions to draw, [(position, source position, similarity)] to reuse, vectors of ``batch``)."""
+        vectors = self._vectors(self.pipe, [self.plan.prompts[i] for i in batch])
+        sims, sources = self.index.best(vectors)
+        reuse = [(i, int(src), float(sim)) for i, src, sim in zip(batch, sources, sims)
+                 if src >= 0 and sim >= self.threshold]
+        reused = {i for i, _, _ in reuse}
+        return [i for i in batch if i not in reused], reuse, vectors
+
+    def records(self, reuse: list[tuple[int, int, float]]) -> tuple[list, list]:
+        from lugpi_cli.generation.similar import REUSED_PREFIX
+
+        raw = self.store.get_many("images", [self.plan.keys[src] for _, src, _ in reuse])
+        images, notes = [], []
+        for (i, src, sim), record in zip(reuse, raw):
+            if record is None:
+                continue
+            images.append((self.plan.keys[i], encode_image(record.data, record.format)))
+            notes.append(((REUSED_PREFIX + self.plan.keys[i].decode()).encode(), encode_json({
+                "prompt": self.plan.prompts[i], "source_prompt": self.plan.prompts[src],
+                "source_key": self.plan.keys[src].decode(), "similarity": round(sim, 6)})))
+        return images, notes
+
+
+def _width(pipe: Any) -> int:
+    config = pipe.text_encoder.config
+    return int(getattr(config, "projection_dim", None) if hasattr(pipe.text_encoder, "text_projection")
+               else config.hidden_size)
+
+
 def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int], config: GenerationConfig,
-                      batch_size: int, summary: GenerationSummary, on_batch: Callable[[int], None] | None) -> None:
+                      batch_size: int, summary: GenerationSummary, on_batch: Callable[[int], None] | None,
+                      similar: _SimilarPrompts | None = None) -> None:
     diffusers_logger = logging.getLogger("diffusers")
     level = diffusers_logger.level
     diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
     try:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
+            if similar is not None:
+                whole, (batch, reuse, vectors) = batch, similar.split(batch)
+                copies, notes = similar.records(reuse)
+                store.write({"images": copies, "meta": notes}, overwrite=False)
+                summary.reused_similar += len(copies)
+                if on_batch is not None and copies:
+                    on_batch(len(copies))
+                if not batch:
+                    continue
             prompts = [plan.prompts[i] for i in batch]
             images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
             encoded = encode_images(images, config.image_format, config.quality)
@@ -225,6 +286,9 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
                 store.delete_many("meta", [_failure_key(key) for key, _ in good])
             summary.generated += len(good)
             summary.failed += len(bad)
+            if similar is not None:
+                drawn = {i for i, data in zip(batch, encoded) if data is not None}
+                similar.index.add(vectors[[j for j, i in enumerate(whole) if i in drawn]], [i for i in whole if i in drawn])
             room = MAX_REPORTED_FAILURES - len(summary.failures)
             summary.failures.extend({"prompt": plan.prompts[i], "reason": why} for i, why in bad[:max(room, 0)])
             if on_batch is not None:

@@ -1,6 +1,7 @@
 """Pieces the teacher, student and image-only classifier share.
 
-- :class:`ModelOutput`: what every model's ``forward(batch)`` returns.
+- :class:`ModelOutput`: what every model's ``forward(batch)`` returns
+  (``logits``, ``embedding``, and model-specific ``extra`` tensors).
 - :func:`xavier_init_`: Xavier/Glorot-normal re-initialisation (Algorithm 1, line 9).
 - :func:`text_inputs`: the text keys of a batch a Hugging Face model accepts.
 - saving: ``model.safetensors`` (``safetensors.torch.save_file`` of the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,16 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 @dataclass
 class ModelOutput:
-    """``logits`` (B, k) and ``embedding`` (B, d): the activation the classification layer reads."""
+    """``logits`` (B, k) and ``embedding`` (B, d): the activation the classification layer reads.
+
+    ``extra`` holds further per-sample tensors (first dimension B) a model
+    wants cached beside them, by name; e.g. :class:`~lugpi_cli.models.armada.ArmadaTeacher`
+    gives ``{"logits_aux": z2, "manifold": P_t}``. Empty for the other models.
+    """
 
     logits: Tensor
     embedding: Tensor
+    extra: dict[str, Tensor] = field(default_factory=dict)
 
 
 def check_choice(what: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -157,10 +164,19 @@ def save_weights(model: nn.Module, directory: Path) -> None:
     save_file(weights_to_save(model), str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
 
 
-def load_weights(model: nn.Module, directory: Path) -> None:
+def load_weights(model: nn.Module, directory: Path, *, missing_ok: tuple[str, ...] = ()) -> None:
+    """Load ``model.safetensors`` strictly; keys named in ``missing_ok`` may be absent (they keep their init).
+
+    ``missing_ok`` lets a newer model read a directory written before it
+    gained a parameter (the fusion teacher's modality placeholders).
+    """
     from safetensors.torch import load_file
 
     state = load_file(str(directory / WEIGHTS_NAME))
+    absent = [k for k in missing_ok if k not in state]
+    if absent:
+        current = model.state_dict()
+        state.update({k: current[k] for k in absent})
     model.load_state_dict(state, strict=True)
 
 
