@@ -5,7 +5,7 @@ Commands are thin: parse options, call the library, print with rich.
 
 from __future__ import annotations
 
-from lugpi_cli.commands import ablate, data, distill, embed, evaluate, generate, probe, store, train_teacher
+from lugpi_cli.commands import ablate, data, distill, embed, evaluate, generate, probe, report, run, store, train_teacher
 
 COMMANDS = [
     generate.register,
@@ -15,6 +15,8 @@ COMMANDS = [
     evaluate.register,
     ablate.register,
     probe.register,
+    report.register,
+    run.register,
     store.register,
     data.register,
 ]

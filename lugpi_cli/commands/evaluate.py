@@ -20,6 +20,25 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _paper(value, dataset: str) -> str:
+    """The paper's number for a row: a float, or a table per data set."""
+    if isinstance(value, dict):
+        value = value.get(dataset, value.get("accuracy"))
+    return "-" if value is None else (f"{100 * value:.2f}" if value <= 1 else f"{value:.2f}")
+
+
+def render_json_table(result: dict, out: Console) -> None:
+    """A compact table from an evaluate JSON result (as `lugpi run` receives it)."""
+    table = Table("model", "dataset", "accuracy", "macro-F1", "McNemar p", box=None)
+    for r in result.get("runs", []):
+        m = r["metrics"]
+        table.add_row(r["label"] + (" (baseline)" if r["baseline"] else ""), r["dataset"],
+                      _fmt(m.get("accuracy")) + (MARKER if r["significant"] else "")
+                      + ("" if not r.get("paper") else f" (paper {_paper(r['paper'], r['dataset'])})"),
+                      _fmt(m.get("macro_f1")), "-" if r["mcnemar"] is None else f"{r['mcnemar']['pvalue']:.2g}")
+    out.print(table)
+
+
 def render_comparison(comparison: Comparison, out: Console) -> None:
     table = Table("model", "run", "accuracy", "macro-F1", "micro-F1", "ROC-AUC", "McNemar p", "agreement (KL)",
                   title=f"{comparison.split} split", title_justify="left")
@@ -29,8 +48,10 @@ def render_comparison(comparison: Comparison, out: Console) -> None:
         for r in (row for row in comparison.rows if row.dataset == dataset):
             agree = "-" if r.agreement is None else \
                 f"{100 * r.agreement['label_agreement']:.1f}% ({r.agreement['mean_kl']:.3f})"
+            paper = "" if r.paper is None else f" [dim](paper {_paper(r.paper, dataset)})[/]"
             table.add_row(r.label + (" [dim](baseline)[/]" if r.baseline else ""), r.run,
-                          _fmt(r.metrics.get("accuracy")) + r.marker(), *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
+                          _fmt(r.metrics.get("accuracy")) + r.marker() + paper,
+                          *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
                           "-" if r.mcnemar is None else f"{r.mcnemar['pvalue']:.2g} ({r.mcnemar['method']})", agree)
     out.print(table)
     if len(comparison.datasets) > 1:
@@ -56,6 +77,8 @@ def evaluate_command(
                                                "(the paper's: 0.001).")] = DEFAULT_ALPHA,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV here.")] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown (for papers).")] = False,
+    paper: Annotated[Optional[Path], typer.Option("--paper", help="A recipe whose [paper] table holds the paper's "
+                                                  "numbers for its rows: printed beside the measured ones.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Compare runs: metrics, McNemar / Cochran's Q significance, teacher-student agreement."""
@@ -63,6 +86,12 @@ def evaluate_command(
     chosen = [find_run(state.runs_path, r) for r in runs] if runs else completed_runs(state.runs_path)
     base = find_run(state.runs_path, baseline) if baseline else None
     comparison = compare_runs(chosen, split=split, baseline=base, alpha_level=alpha_level, runs_dir=state.runs_path)
+    if paper is not None:
+        from lugpi_cli.recipe import paper_numbers
+
+        numbers = paper_numbers(paper, state)
+        for row in comparison.rows:
+            row.paper = numbers.get(row.run)
     if csv_path is not None:
         write_text(csv_path, comparison.to_csv())
     result = comparison.to_json()

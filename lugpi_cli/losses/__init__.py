@@ -7,8 +7,13 @@
 >>> out.total.backward(); out.scalars()                                      # doctest: +SKIP
 """
 
+from lugpi_cli.losses.armada import ArmadaLoss  # registers "armada"
 from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOptionError, LossOutput, Option
+from lugpi_cli.losses.ema import EmaLoss, ema_update_, make_ema_model, mixup_lambda  # registers "ema"
+from lugpi_cli.losses.kd import FitNetLoss, KDLoss  # registers "kd", "fitnet"
 from lugpi_cli.losses.lugpi import LugpiLoss  # registers "lugpi"
+from lugpi_cli.losses.meta import MetaWeightNet, meta_weight_step
+from lugpi_cli.losses.msd import MsdLoss  # registers "msd"
 from lugpi_cli.losses.registry import (
     LOSSES,
     build_loss,
@@ -17,18 +22,31 @@ from lugpi_cli.losses.registry import (
     parse_loss_options,
     register_loss,
 )
+from lugpi_cli.losses.relational import RKDLoss, SPLoss  # registers "rkd", "sp"
 
 __all__ = [
     "LOSSES",
+    "ArmadaLoss",
     "DistillInputs",
     "DistillLoss",
+    "EmaLoss",
+    "FitNetLoss",
+    "KDLoss",
     "LossOptionError",
     "LossOutput",
     "LugpiLoss",
+    "MetaWeightNet",
+    "MsdLoss",
     "Option",
+    "RKDLoss",
+    "SPLoss",
     "build_loss",
+    "ema_update_",
     "get_loss_class",
     "loss_options",
+    "make_ema_model",
+    "meta_weight_step",
+    "mixup_lambda",
     "parse_loss_options",
     "register_loss",
 ]

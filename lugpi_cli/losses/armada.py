@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -42,7 +41,7 @@ def _prob_mse(z_t: Tensor, z_s: Tensor, tau: float) -> Tensor:
 class ArmadaLoss(DistillLoss):
     r"""ARMADA's student objective: aligners for a fixed, black-box generative teacher
     (Sengupta, Dixit, Akhtar & Chakraborty, "From Images to Words: Efficient Cross-Modal Knowledge
-    Distillation to Language Models from Black-box Teachers").
+    Distillation to Language Models from Black-box Teachers", arXiv:2603.10877).
 
     .. math::
 
@@ -62,7 +61,7 @@ class ArmadaLoss(DistillLoss):
     ``cosine`` (default), ``euclid`` or ``pointwise``.
 
     Defaults: ``alpha=0.5, beta=1, gamma=1, tau=5``, ``alpha`` in [0, 1]. The paper's full text was not
-    available while writing this: the objective is the task's specification of it, and MSE means
+    available while writing this: the objective is as specified for this project, and MSE means
     (rather than sums) are this implementation's choice.
 
     Parameters. ``teacher_dim`` is the width ``D`` of ``P_t`` (not of ``teacher_embedding``).
@@ -77,7 +76,7 @@ class ArmadaLoss(DistillLoss):
     """
 
     options: ClassVar[dict[str, Option]] = {
-        "alpha": Option(float, 0.5, "weight of L_out; L_task gets 1 - alpha", min=0.0),
+        "alpha": Option(float, 0.5, "weight in [0, 1] of L_out; L_task gets 1 - alpha", min=0.0),
         "beta": Option(float, 1.0, "weight of the manifold-alignment term", min=0.0),
         "gamma": Option(float, 1.0, "weight of the auxiliary classifier's terms", min=0.0),
         "tau": Option(float, 5.0, "temperature of the output-matching MSE", min=0.0, min_exclusive=True),
@@ -220,9 +219,3 @@ class ArmadaLoss(DistillLoss):
                 f'teacher_extra["manifold"]'
             )
         return int(p_t.shape[-1])
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
-
-
-_ = torch  # torch is used for typing of Tensor helpers above

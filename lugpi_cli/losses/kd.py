@@ -12,7 +12,13 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOptionError, LossOutput, Option
+from lugpi_cli.losses.base import (
+    DistillInputs,
+    DistillLoss,
+    LossOptionError,
+    LossOutput,
+    Option,
+)
 from lugpi_cli.losses.registry import register_loss
 
 __all__ = ["FitNetLoss", "KDLoss", "check_at_most", "kl_per_sample", "need", "soft_kl"]
@@ -77,7 +83,7 @@ class KDLoss(DistillLoss):
     """
 
     options: ClassVar[dict[str, Option]] = {
-        "lam": Option(float, 0.5, "weight of the hard-label CE; the KL term gets 1 - lam", min=0.0),
+        "lam": Option(float, 0.5, "weight in [0, 1] of the hard-label CE; the KL term gets 1 - lam", min=0.0),
         "tau": Option(float, 4.0, "temperature softening teacher and student", min=0.0, min_exclusive=True),
     }
     all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"logits"})
@@ -156,8 +162,9 @@ class FitNetLoss(DistillLoss):
     def teacher_fields(self) -> frozenset[str]:
         return self.all_teacher_fields if self.beta > 0 else frozenset()
 
-    def prepare(self, student_dim: int, teacher_dim: int) -> FitNetLoss:
-        """Create the regressor now (if the hint term is on and it does not exist yet)."""
+    def prepare(self, student_dim: int, teacher_dim: int, num_labels: int | None = None) -> FitNetLoss:
+        """Create the regressor now (if the hint term is on and it does not exist yet); ``num_labels`` is
+        accepted (and unused) so every loss's ``prepare(student_dim, teacher_dim, num_labels)`` agrees."""
         if self.beta > 0 and self.regressor is None:
             self.regressor = nn.Linear(int(student_dim), int(teacher_dim))
         return self

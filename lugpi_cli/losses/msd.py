@@ -13,7 +13,7 @@ from lugpi_cli.losses.kd import kl_per_sample, need
 from lugpi_cli.losses.meta import MetaWeightNet
 from lugpi_cli.losses.registry import register_loss
 
-__all__ = ["TERMS", "TEACHER_FIELDS", "MsdLoss", "correctness_weights", "importance_weights"]
+__all__ = ["TEACHER_FIELDS", "TERMS", "MsdLoss", "correctness_weights", "importance_weights"]
 
 #: The three distillation terms, in the order of every (B, 3) weight tensor.
 TERMS = ("multi", "text", "image")
@@ -71,7 +71,8 @@ class MsdLoss(DistillLoss):
     ``weighting`` chooses ``w_m(i)``:
 
     - ``population``: constants ``w_multi``, ``w_text``, ``w_image`` (grid-searchable; the paper's
-      population-based weighting). A weight of 0 drops the term and its teacher field.
+      population-based weighting). A weight of 0 drops the term and its teacher field. The other
+      weightings ignore these three options.
     - ``importance`` (the paper's saliency-based importance weighting, Eq. 6): ``w_multi = 1``;
       ``w_text = tanh KL(t(x) || t(x^t))`` and ``w_image = tanh KL(t(x) || t(x^v))``: each
       modality term is weighted by how far the teacher's prediction *from that modality alone*
@@ -87,7 +88,7 @@ class MsdLoss(DistillLoss):
       every so many student steps).
 
     The paper's text could not be retrieved while writing this (only its abstract); the equations
-    above follow the task's specification and the paper as summarised there. In particular, which KL
+    above follow the paper as specified for this project. In particular, which KL
     weights which term under ``importance`` is the choice stated above; if the paper's Eq. 6 pairs
     them the other way round (``w_text = tanh KL(t(x) || t(x^v))``, i.e. the saliency of the text:
     the change when the *text* is dropped), swap the two entries in :func:`importance_weights`.

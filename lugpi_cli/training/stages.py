@@ -139,6 +139,36 @@ class TeacherSpec:
         return self
 
 
+def teacher_config(dataset_fp: str, spec: TeacherSpec, cfg: TrainConfig, features: dict[str, Any] | None
+                   ) -> dict[str, Any]:
+    """Everything that changes a teacher's result; its hash names the run (pure: no I/O but model identity)."""
+    uses_text = spec.modality in ("both", "text")
+    return {
+        "kind": "teacher", "dataset": dataset_fp, "modality": spec.modality,
+        "text_model": hub.model_identity(spec.text_model) if uses_text else None,
+        "features": features["encoder_fingerprint"] if features else None,
+        "images": features["generator_fingerprint"] if features else None,
+        "init": spec.init, "arch": {"hidden": spec.hidden, "heads": spec.heads, "dropout": spec.dropout}
+        if spec.modality != "text" else None,
+        "train": cfg.hashed(),
+    }
+
+
+def teacher_output_fingerprint(config: dict[str, Any], run: str) -> str:
+    """The fingerprint the teacher's cached outputs are keyed by."""
+    return fingerprint({"config": config, "run": run})
+
+
+def student_config(dataset_fp: str, spec: "StudentSpec", loss_hparams: dict[str, Any], cfg: TrainConfig,
+                   teacher_fp: str | None) -> dict[str, Any]:
+    """Everything that changes a student's result; its hash names the run."""
+    return {
+        "kind": "student", "dataset": dataset_fp, "teacher": teacher_fp, "method": spec.method,
+        "loss": loss_hparams, "text_model": hub.model_identity(spec.text_model), "init": spec.init,
+        "train": cfg.hashed(),
+    }
+
+
 def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, cfg: TrainConfig, *,
                   dataset_request: dict[str, Any], run: str | None = None, force: bool = False,
                   device: str = "auto", hooks: Hooks | None = None) -> StageResult:
@@ -158,20 +188,12 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
                         f"{spec.encoder}` without --pooled-only.")
     if uses_text:
         _check_text_model(spec.text_model)
-    config = {
-        "kind": "teacher", "dataset": ds.fingerprint(), "modality": spec.modality,
-        "text_model": hub.model_identity(spec.text_model) if uses_text else None,
-        "features": features["encoder_fingerprint"] if features else None,
-        "images": features["generator_fingerprint"] if features else None,
-        "init": spec.init, "arch": {"hidden": spec.hidden, "heads": spec.heads, "dropout": spec.dropout}
-        if spec.modality != "text" else None,
-        "train": cfg.hashed(),
-    }
+    config = teacher_config(ds.fingerprint(), spec, cfg, features)
     the_run = Run(runs_dir / (run or run_name("teacher", ds.name, config)))
     reused = _existing(the_run, force)
     if reused is not None:
         return reused
-    output_fp = fingerprint({"config": config, "run": the_run.name})
+    output_fp = teacher_output_fingerprint(config, the_run.name)
     main = process_info().is_main
     with _guard(the_run):
         if main:
@@ -301,11 +323,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
     teacher_config = teacher.config() if (needs_teacher and teacher is not None) else None
     teacher_fp = teacher_config.get("output_fingerprint") if teacher_config else None
     _check_text_model(spec.text_model)
-    config = {
-        "kind": "student", "dataset": ds.fingerprint(), "teacher": teacher_fp, "method": spec.method,
-        "loss": loss.hparams, "text_model": hub.model_identity(spec.text_model), "init": spec.init,
-        "train": cfg.hashed(),
-    }
+    config = student_config(ds.fingerprint(), spec, loss.hparams, cfg, teacher_fp)
     the_run = Run(runs_dir / (run or run_name("student", ds.name, config)))
     reused = _existing(the_run, force)
     if reused is not None:

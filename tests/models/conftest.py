@@ -81,3 +81,13 @@ def bert_tok(tiny_bert):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_bert))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train faster and steadier on one thread: with two threads on a shared 2-core machine,
+    thread synchronisation can make a millisecond step 30x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
