@@ -29,6 +29,7 @@ class ImageSource:
     fingerprint: str
     seed: int
     config: dict[str, Any]
+    model: str | None = None  # the model id or directory as given to `generate` (when known)
 
     def image_keys(self, samples: Sequence[Sample]) -> dict[str, bytes]:
         from lugpi_cli.generation.runner import image_keys
@@ -52,7 +53,8 @@ def image_source(store: Store, dataset: str, generator: str | None = None) -> Im
     if pointer is None:
         raise UserError(f"no images have been generated for {dataset!r} in this workspace",
                         f"Run `lugpi generate {dataset}` first (or pass --generator FP for another run's images).")
-    return ImageSource(pointer["generator_fingerprint"], int(pointer.get("seed", 0)), pointer["generator_config"])
+    return ImageSource(pointer["generator_fingerprint"], int(pointer.get("seed", 0)), pointer["generator_config"],
+                       pointer.get("model"))
 
 
 def record_embedding(store: Store, dataset: str, encoder_label: str, pointer: dict[str, Any]) -> None:

@@ -190,6 +190,10 @@ def step_argv(recipe: Recipe, step: Step, runs: dict[str, str] | None = None) ->
     group = _group()
     command = group.commands[step.command]
     options = {p.name: p for p in command.params if p.param_type_name == "option"}
+    for p in list(options.values()):  # the long option's name works too: format = "png" for --format
+        long = next((o for o in p.opts if o.startswith("--")), None)
+        if long is not None:
+            options.setdefault(long[2:].replace("-", "_"), p)
     where = f"{recipe.path.name}: {step.stage}" + ("" if step.id == step.stage else f"[{step.id}]")
     values = dict(step.values)
     extra: list[str] = []
@@ -206,9 +210,7 @@ def step_argv(recipe: Recipe, step: Step, runs: dict[str, str] | None = None) ->
             step.refs["teacher"] = teacher
             extra += ["--teacher", (runs or {}).get(teacher, f"<{teacher}>")]
         elif step.stage == "student" or not recipe.ids("teacher"):
-            extra += ["--dataset", str(recipe.dataset["name"])]
-            if "limit" in recipe.dataset:
-                extra += ["--limit", str(recipe.dataset["limit"])]
+            extra += ["--dataset", *_dataset_argv(recipe)]
     if step.stage == "ablate":
         for table, flag in (("grid", "--grid"), ("set", "--set")):
             spec = values.pop(table, None)
@@ -263,12 +265,13 @@ def _semantic_check(step: Step, where: str) -> None:
         elif step.stage == "teacher":
             from lugpi_cli.training.stages import TeacherSpec
 
-            TeacherSpec(modality=p["modality"], init=p["init"]).check()
+            TeacherSpec(modality=p["modality"], init=p["init"], arch=p["arch"], modality_dropout=p["modality_dropout"],
+                        gamma=p["gamma"]).check()
             _train_config(p).check()
         elif step.stage == "student":
-            from lugpi_cli.commands.distill import loss_options
+            from lugpi_cli.commands.distill import flag_values, loss_options
 
-            loss_options(p["method"], {k: p[k] for k in ("alpha", "beta", "tau", "soften", "tau2")}, p["option"] or [])
+            loss_options(p["method"], flag_values(p), p["option"] or [])
             _train_config(p).check()
             if p["init"] not in ("pretrained", "xavier"):
                 raise UserError(f"unknown --init {p['init']!r}", "Choose pretrained or xavier.")
@@ -309,7 +312,7 @@ def plan(recipe: Recipe, state) -> list[dict[str, Any]]:
     return rows
 
 
-def run_step(argv: list[str], workspace: Path) -> dict[str, Any]:
+def run_step(argv: list[str], workspace: Path, *, quiet: bool = False) -> dict[str, Any]:
     """One stage, exactly as on the command line, in this process; its JSON result."""
     from lugpi_cli import console
 
@@ -317,7 +320,8 @@ def run_step(argv: list[str], workspace: Path) -> dict[str, Any]:
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            code = _group().main(args=["--workspace", str(workspace), *argv, "--json"], standalone_mode=False)
+            code = _group().main(args=["--workspace", str(workspace), *(["--quiet"] if quiet else []), *argv,
+                                       "--json"], standalone_mode=False)
     finally:
         console.set_state(saved)
     if code != 0:
@@ -327,14 +331,14 @@ def run_step(argv: list[str], workspace: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def execute(recipe: Recipe, state, log=None) -> dict[str, Any]:
+def execute(recipe: Recipe, state, log=None, *, quiet: bool = False) -> dict[str, Any]:
     runs: dict[str, str] = {}
     results: dict[str, Any] = {}
     for step in recipe.steps:
         argv = step_argv(recipe, step, runs)
         if log is not None:
             log(f"[{step.stage}{'' if step.id == step.stage else ' ' + step.id}] lugpi {' '.join(argv)}")
-        result = run_step(argv, state.workspace)
+        result = run_step(argv, state.workspace, quiet=quiet or state.quiet)
         if step.stage in ("teacher", "student"):
             runs[step.id] = result["run"]
         results[f"{step.stage}:{step.id}"] = result

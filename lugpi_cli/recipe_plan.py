@@ -82,7 +82,8 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
 
         ds = _dataset(recipe, state, context)
         spec = TeacherSpec(modality=p["modality"], text_model=p["text_model"], encoder=p["encoder"], init=p["init"],
-                           hidden=p["hidden"], heads=p["heads"], dropout=p["dropout"])
+                           hidden=p["hidden"], heads=p["heads"], dropout=p["dropout"], arch=p["arch"],
+                           modality_dropout=p["modality_dropout"], proj_dim=p["proj_dim"], gamma=p["gamma"])
         features = None
         if spec.modality != "text":
             label = EncoderConfig(spec.encoder).label
@@ -134,12 +135,11 @@ def _student_config_name(ds, p, teacher_fp, options) -> tuple[dict, str]:
 
 
 def _student_status(step, p, state, runs, context, recipe) -> tuple[str, str | None]:
-    from lugpi_cli.commands.distill import loss_options
+    from lugpi_cli.commands.distill import flag_values, loss_options
     from lugpi_cli.training.runs import Run
 
     ds = _dataset(recipe, state, context)
-    options = loss_options(p["method"], {k: p[k] for k in ("alpha", "beta", "tau", "soften", "tau2")},
-                           p["option"] or [])
+    options = loss_options(p["method"], flag_values(p), p["option"] or [])
     teacher_fp = context.get("teachers", {}).get(step.refs.get("teacher"))
     if step.refs.get("teacher") and teacher_fp is None:
         return "its teacher cannot be planned yet", None

@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,28 +100,30 @@ def library_versions() -> dict[str, str]:
 
 
 def quiet_libraries(verbose: int = 0) -> None:
-    """Silence the progress bars and advice transformers/diffusers print (unless ``-vv``)."""
+    """Silence the progress bars and advice transformers/diffusers print (unless ``-vv``).
+
+    Through environment variables the libraries read when they are imported,
+    so that commands which never need diffusers do not pay for importing it;
+    libraries already imported are quietened directly.
+    """
     if verbose >= 2:
         return
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name, value in (("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error"),
+                        ("DIFFUSERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
+        os.environ.setdefault(name, value)
     warnings.filterwarnings("ignore", message=".*torchvision.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("transformers", "diffusers", "huggingface_hub", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - optional niceties
-        pass
-    try:
-        import diffusers
-
-        diffusers.utils.logging.set_verbosity_error()
-        diffusers.utils.logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001
-        pass
+    for module in ("transformers", "diffusers"):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            try:
+                loaded.utils.logging.set_verbosity_error()
+                loaded.utils.logging.disable_progress_bar()
+            except Exception:  # noqa: BLE001 - optional niceties
+                pass
 
 
 def describe_device(device: "torch.device") -> dict[str, Any]:

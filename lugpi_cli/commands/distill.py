@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any, Optional
 
 import typer
@@ -15,7 +16,7 @@ from lugpi_cli.commands.options import (
 from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage, resolve_workers
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
-from lugpi_cli.losses import build_loss, parse_loss_options
+from lugpi_cli.losses import LOSSES, build_loss, parse_loss_options
 from lugpi_cli.training.loop import TrainConfig
 from lugpi_cli.training.runs import find_run
 from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, StudentSpec, default_teacher, distill, teacher_dataset
@@ -37,6 +38,25 @@ def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[s
     raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
     raw.update(parse_option_pairs(pairs))
     return parse_loss_options(method, raw)
+
+
+EXPLICIT_FLAGS = ("alpha", "beta", "tau", "soften", "tau2")
+
+
+def method_flag_table() -> dict[str, tuple[Any, list[str]]]:
+    """Every registered method's options (beyond the explicit LUGPI ones): name -> (Option, methods)."""
+    table: dict[str, tuple[Any, list[str]]] = {}
+    for name, cls in sorted(LOSSES.items()):
+        for key, option in cls.options.items():
+            if key not in EXPLICIT_FLAGS:
+                table.setdefault(key, (option, []))[1].append(name)
+    return table
+
+
+def flag_values(params: dict[str, Any]) -> dict[str, Any]:
+    """The loss-option flags given on the command line (or in a recipe), by option name."""
+    names = (*EXPLICIT_FLAGS, *method_flag_table())
+    return {k: params[k] for k in names if params.get(k) is not None}
 
 
 def distill_command(
@@ -83,6 +103,7 @@ def distill_command(
     id_col: IdColOpt = None,
     limit: LimitOpt = None,
     json_out: JsonFlag = False,
+    **method_flags: Any,
 ) -> None:
     """Distil a text-only student from the cached teacher outputs.
 
@@ -93,8 +114,8 @@ def distill_command(
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     runtime.resolve_device(device)
-    options = loss_options(method, {"alpha": alpha, "beta": beta, "tau": tau, "soften": soften, "tau2": tau2},
-                           option or [])
+    options = loss_options(method, {"alpha": alpha, "beta": beta, "tau": tau, "soften": soften, "tau2": tau2,
+                                    **method_flags}, option or [])
     needs_teacher = build_loss(method, **options).requires_teacher
     store = state.open_store(create=True)
     teacher_run = find_run(state.runs_path, teacher) if teacher else None
@@ -125,5 +146,21 @@ def distill_command(
     emit_stage(result)
 
 
+def _with_method_flags(func):
+    """Give the command one flag per option of every registered method (``--lam``, ``--w-d``, ``--weighting``,
+    ``--ema-decay``, ``--mixup`` ...), so each method's options are ordinary flags, checked against --method."""
+    signature = inspect.signature(func, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    for key, (option, methods) in method_flag_table().items():
+        flag = "--" + key.replace("_", "-")
+        decl = f"{flag}/--no-{key.replace('_', '-')}" if option.type is bool else flag
+        text = f"{option.help} (method {', '.join(methods)}; default {option.default})".strip()
+        annotation = Annotated[Optional[option.type], typer.Option(decl, help=text, show_default=False,
+                                                                   rich_help_panel="Options of other methods")]
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    func.__signature__ = signature.replace(parameters=params)
+    return func
+
+
 def register(app: typer.Typer) -> None:
-    app.command("distill")(distill_command)
+    app.command("distill")(_with_method_flags(distill_command))

@@ -32,6 +32,11 @@ def embed_command(
                                          "(google/vit-base-patch16-224), or any image model id or directory.")]
     = "clip",
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of the encoder.")] = None,
+    vae_model: Annotated[Optional[str], typer.Option("--vae-model", help="--encoder vae-latent: the diffusion "
+                                                     "model whose VAE encodes the images (default: the "
+                                                     "generator's).")] = None,
+    vae_size: Annotated[int, typer.Option("--vae-size", min=8, help="--encoder vae-latent: image size in px "
+                                          "(128 gives 4x16x16 = 1024 values for SD).")] = 128,
     pooled_only: Annotated[bool, typer.Option("--pooled-only", help="Store only the pooled vector, not the "
                                               "token sequence (smaller; the fusion teacher needs tokens).")] = False,
     generator: Annotated[Optional[str], typer.Option("--generator", help="Embed the images of this generator "
@@ -63,10 +68,13 @@ def embed_command(
     runtime.quiet_libraries(state.verbose)
     torch_device = runtime.resolve_device(device)
     torch_dtype = runtime.resolve_dtype(dtype, torch_device)
-    config = EncoderConfig(encoder, revision=revision, pooled_only=pooled_only, dtype=runtime.dtype_name(torch_dtype))
     store = state.open_store(create=True)
     ds = resolve_dataset(DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit), store)
     source = image_source(store, ds.name, generator)
+    if encoder.lower() == "vae-latent" and vae_model is None:
+        vae_model = source.model
+    config = EncoderConfig(encoder, revision=revision, pooled_only=pooled_only, dtype=runtime.dtype_name(torch_dtype),
+                           vae_model=vae_model, vae_size=vae_size)
     samples = ds.samples(parse_splits(splits))
     image_keys = source.image_keys(samples)
     if workers < 0:
@@ -80,7 +88,8 @@ def embed_command(
         record_embedding(store, ds.name, config.label, {
             "encoder_fingerprint": summary.encoder_fingerprint, "encoder_config": config.fingerprint_config(),
             "encoder": config.model, "generator_fingerprint": source.fingerprint, "generator_seed": source.seed,
-            "pooled_only": pooled_only, "tokens_shape": summary.tokens_shape, "pooled_dim": summary.pooled_dim,
+            "pooled_only": pooled_only or summary.tokens_shape is None, "tokens_shape": summary.tokens_shape,
+            "pooled_dim": summary.pooled_dim,
         })
     result = {"dataset": ds.name, "encoder": config.model, "samples": len(samples),
               "generator_fingerprint": source.fingerprint, "device": str(torch_device), **summary.to_json()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -40,6 +40,16 @@ def train_teacher_command(
     heads: Annotated[int, typer.Option("--heads", min=1, help="Attention heads of the fusion block.")] = 8,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="Width of e_T (the MLP's hidden layer).")] = 768,
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout of the fusion block and head.")] = 0.1,
+    arch: Annotated[str, typer.Option("--arch", help="fusion (the LUGPI teacher) or armada (ARMADA's teacher-side "
+                                      "aligner on image vectors, e.g. --encoder vae-latent --modality image).")]
+    = "fusion",
+    modality_dropout: Annotated[float, typer.Option("--modality-dropout", help="Drop the image or the text of a "
+                                                    "sample with this probability while training, so the teacher "
+                                                    "also predicts from one modality (for --method msd).")] = 0.0,
+    proj_dim: Annotated[Optional[int], typer.Option("--proj-dim", min=1, help="ARMADA: width of the orthogonal "
+                                                    "projection (default min(D, 768)).")] = None,
+    gamma: Annotated[float, typer.Option("--gamma", help="ARMADA: weight of the auxiliary classifier's CE.")]
+    = 1.0,
     run: RunOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
@@ -67,7 +77,8 @@ def train_teacher_command(
     request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
     ds, described = dataset_and_request(request, store)
     spec = TeacherSpec(modality=modality, text_model=text_model, encoder=encoder, init=init, hidden=hidden,
-                       heads=heads, dropout=dropout)
+                       heads=heads, dropout=dropout, arch=arch, modality_dropout=modality_dropout, proj_dim=proj_dim,
+                       gamma=gamma)
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
                       max_length=max_length, early_stopping=early_stopping, warmup_ratio=warmup,
                       weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision,

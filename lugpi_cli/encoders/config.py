@@ -14,6 +14,9 @@ ENCODER_ALIASES = {
     "vit": "google/vit-base-patch16-224",
 }
 
+#: ARMADA's teacher vector: the diffusion model's own VAE latent of each image.
+VAE_LATENT = "vae-latent"
+
 #: Bump when what is stored for an image changes.
 FEATURE_FORMAT = 1
 
@@ -31,9 +34,22 @@ class EncoderConfig:
     revision: str | None = None
     pooled_only: bool = False
     dtype: str = "float32"
+    vae_model: str | None = None  # vae-latent: the diffusion model the images came from
+    vae_size: int = 128
+
+    @property
+    def is_vae(self) -> bool:
+        return self.name.lower() == VAE_LATENT
 
     @property
     def model(self) -> str:
+        if self.is_vae:
+            if not self.vae_model:
+                from lugpi_cli.errors import UserError
+
+                raise UserError("--encoder vae-latent needs the diffusion model whose VAE to use",
+                                "It is the generator's model by default; pass --vae-model MODEL.")
+            return self.vae_model
         return ENCODER_ALIASES.get(self.name.lower(), self.name)
 
     @property
@@ -44,6 +60,10 @@ class EncoderConfig:
         return self.name.rstrip("/").split("/")[-1].lower()
 
     def fingerprint_config(self) -> dict[str, Any]:
+        if self.is_vae:  # the scaled mean latent at vae_size px, flattened
+            return {"stage": "embed", "encoder": VAE_LATENT, **model_identity(self.model, self.revision),
+                    "size": self.vae_size, "latent": "mean*scaling", "dtype": self.dtype, "storage": "float16",
+                    "format": FEATURE_FORMAT}
         return {
             "stage": "embed", **model_identity(self.model, self.revision), "pooled_only": self.pooled_only,
             "dtype": self.dtype, "storage": "float16", "format": FEATURE_FORMAT,

@@ -34,16 +34,27 @@ def feature_keys(image_keys: Iterable[bytes], encoder_fp: str) -> dict[bytes, by
 
 @dataclass
 class Encoder:
+    """A frozen transformers image model: ``processor`` makes pixels, ``encode`` tokens and pooled vectors."""
+
     model: Any
     processor: Any
     pooling: str  # "pooler" or "cls"
     device: Any
     dtype: Any
 
+    def encode(self, pixel_values: "torch.Tensor") -> tuple[np.ndarray | None, np.ndarray]:
+        return encode(self, pixel_values)
 
-def load_encoder(config: EncoderConfig, device: "torch.device", dtype: "torch.dtype") -> Encoder:
-    """The vision model and its own image processor (PIL backend without torchvision)."""
+
+def load_encoder(config: EncoderConfig, device: "torch.device", dtype: "torch.dtype") -> Any:
+    """The vision model and its own image processor (PIL backend without torchvision);
+    for ``vae-latent``, the diffusion model's own VAE."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, CLIPVisionModel
+
+    if config.is_vae:
+        from lugpi_cli.encoders.vae import VaeEncoder, load_vae
+
+        return VaeEncoder(load_vae(config.model, device, dtype, revision=config.revision), config.vae_size)
 
     model_config = hub.load(AutoConfig.from_pretrained, config.model, what="image encoder", revision=config.revision)
     model_type = getattr(model_config, "model_type", "")
@@ -150,10 +161,11 @@ def embed_images(
         loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=workers,
                                              collate_fn=images.collate)
         for indices, pixels in loader:
-            tokens, pooled = encode(encoder, pixels)
+            tokens, pooled = encoder.encode(pixels)
             records = []
             for row, i in enumerate(indices):
-                bundle = {"pooled": pooled[row]} if config.pooled_only else {"tokens": tokens[row], "pooled": pooled[row]}
+                bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
+                    {"tokens": tokens[row], "pooled": pooled[row]}
                 records.append((keys[todo[i]], encode_bundle(bundle)))
             store.put_many("features", records)
             summary.embedded += len(records)

@@ -99,7 +99,7 @@ def vae_latents(vae: Any, images: Sequence["Image.Image"], size: int = DEFAULT_S
 
     Runs under ``torch.inference_mode`` on the VAE's device and dtype, ``batch_size``
     images at a time. The same image always gives the same vector (up to the
-    float noise of a different batch position on CPU; see /work/notes/apis.md §2).
+    float noise of a different batch position on CPU).
     """
     import torch
 
@@ -116,3 +116,29 @@ def vae_latents(vae: Any, images: Sequence["Image.Image"], size: int = DEFAULT_S
             z = (vae.encode(x).latent_dist.mean - shift) * scale
             out.append(z.flatten(1).float().cpu().numpy().astype(np.float16))
     return np.concatenate(out)
+
+
+class VaeEncoder:
+    """The diffusion model's own VAE as an image "encoder" for ``lugpi embed --encoder vae-latent``.
+
+    ``processor`` and ``encode`` follow the frozen image encoders' interface
+    (see :mod:`lugpi_cli.encoders.embedder`); there are no tokens, only the
+    flat latent vector (stored as ``pooled``).
+    """
+
+    def __init__(self, vae: Any, size: int = DEFAULT_SIZE):
+        latent_shape(vae, size)  # a bad size fails here, before any image is read
+        self.vae, self.size = vae, size
+
+    def processor(self, images: Sequence["Image.Image"], return_tensors: str = "pt") -> dict[str, Any]:
+        return {"pixel_values": preprocess(images, self.size)}
+
+    def encode(self, pixel_values: "torch.Tensor") -> tuple[None, np.ndarray]:
+        import torch
+
+        param = next(self.vae.parameters())
+        scale = float(self.vae.config.scaling_factor)
+        shift = float(getattr(self.vae.config, "shift_factor", None) or 0.0)
+        with torch.inference_mode():
+            z = (self.vae.encode(pixel_values.to(param.device, param.dtype)).latent_dist.mean - shift) * scale
+        return None, z.flatten(1).float().cpu().numpy().astype(np.float16)

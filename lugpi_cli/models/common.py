@@ -124,6 +124,10 @@ def text_inputs(model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
     for key in TEXT_KEYS:
         if batch.get(key) is not None and (key in ("input_ids", "attention_mask") or key in params):
             out[key] = batch[key]
+    if batch.get("inputs_embeds") is not None:  # mixed token embeddings (mixup) replace the ids
+        out.pop("input_ids", None)
+        out["inputs_embeds"] = batch["inputs_embeds"]
+        return out
     if "input_ids" not in out:
         raise KeyError("the batch has no 'input_ids'")
     return out

@@ -28,11 +28,8 @@ import torch
 from torch import nn
 
 from lugpi_cli.errors import UserError
-from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput
+from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
-
-TEACHER_PREFIX = "teacher_"
-
 
 @dataclass
 class TrainConfig:
@@ -76,28 +73,6 @@ class TrainConfig:
         out = asdict(self)
         out.pop("workers")
         return out
-
-
-class Objective(nn.Module):
-    """A model and its training loss as one module, so ``accelerate`` prepares both.
-
-    Cached teacher outputs arrive in the batch as ``teacher_<field>`` tensors.
-    """
-
-    def __init__(self, model: nn.Module, loss: DistillLoss):
-        super().__init__()
-        self.model = model
-        self.loss = loss
-
-    def forward(self, batch: dict[str, Any]) -> tuple[LossOutput, Any]:
-        out = self.model(batch)
-        teacher = {k[len(TEACHER_PREFIX):]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
-        inputs = DistillInputs(
-            student_logits=out.logits, student_embedding=out.embedding, labels=batch["labels"],
-            teacher_logits=teacher.pop("logits", None), teacher_embedding=teacher.pop("embedding", None),
-            teacher_extra=teacher,
-        )
-        return self.loss(inputs), out
 
 
 @dataclass
@@ -281,7 +256,9 @@ def fit(
             on_epoch_start(epoch, len(loader))
         sums: dict[str, float] = {}
         batches = 0
+        hooks = accelerator.unwrap_model(objective)
         for batch in loader:
+            hooks.before_step(batch, scheduler.get_last_lr()[0])
             with accelerator.accumulate(objective):
                 loss_out, _ = objective(batch)
                 accelerator.backward(loss_out.total)
@@ -296,6 +273,7 @@ def fit(
             batches += 1
             if accelerator.sync_gradients:
                 step += 1
+                hooks.after_step()
             if on_step is not None:
                 on_step(1, scalars)
             if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -334,21 +312,30 @@ def fit(
                      resumed_from_epoch=start_epoch, history=history)
 
 
-def predict(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, workers: int = 0,
-            device: "torch.device | str" = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Logits (n, k) and embeddings (n, d) of ``model`` over ``data``, in order, in eval mode."""
+def predict_outputs(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, workers: int = 0,
+                    device: "torch.device | str" = "cpu", **forward_kwargs: Any) -> dict[str, np.ndarray]:
+    """Every output of ``model`` over ``data`` in order, eval mode: ``logits``, ``embedding`` and the
+    model's extra outputs (e.g. ARMADA's ``logits_aux``, ``manifold``), each (n, ...)."""
     model.eval()
     model.to(device)
-    logits, embeddings = [], []
+    parts: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for batch in _loader(data, batch_size, collate, workers=workers, shuffle=False):
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            out = model(batch)
-            logits.append(out.logits.float().cpu().numpy())
-            embeddings.append(out.embedding.float().cpu().numpy())
-    if not logits:
+            out = model(batch, **forward_kwargs)
+            fields = {"logits": out.logits, "embedding": out.embedding, **(getattr(out, "extra", None) or {})}
+            for name, value in fields.items():
+                parts.setdefault(name, []).append(value.float().cpu().numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def predict(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, workers: int = 0,
+            device: "torch.device | str" = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Logits (n, k) and embeddings (n, d) of ``model`` over ``data``, in order, in eval mode."""
+    out = predict_outputs(model, data, collate, batch_size=batch_size, workers=workers, device=device)
+    if not out:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.concatenate(logits), np.concatenate(embeddings)
+    return out["logits"], out["embedding"]
 
 
 def iter_batches(n: int, size: int) -> Iterable[range]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from lugpi_cli import hub
 from lugpi_cli.data.samples import Dataset, Sample
@@ -26,7 +27,8 @@ from lugpi_cli.evaluation import Predictions, classification_metrics, write_pred
 from lugpi_cli.lineage import ImageSource, feature_source
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
-from lugpi_cli.training.loop import Objective, TrainConfig, fit, predict
+from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs
+from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
 from lugpi_cli.training.runs import Run, completed_runs, find_run, run_name
 from store import Store, encode_bundle, fingerprint, record_key
 
@@ -75,21 +77,31 @@ def _tokenizer(text_model: str, max_length: int):
 
 
 def _write_outputs(run: Run, ds: Dataset, splits: dict[str, list[Sample]], model, collate, cfg: TrainConfig,
-                   device, data_for: Callable[[list[Sample]], TrainingData]) -> tuple[dict[str, Any], dict]:
-    """Predictions per split (CSV with sample ids and probabilities) and metrics."""
+                   device, data_for: Callable[[list[Sample]], TrainingData], *, drops: bool = False
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Predictions per split (CSV with sample ids and probabilities), metrics, and every model output.
+
+    With ``drops`` (a teacher trained with modality dropout) the teacher also
+    runs with the image dropped (``logits_text`` = t(x^t)) and with the text
+    dropped (``logits_image`` = t(x^v)), for modality-specific distillation.
+    """
     metrics: dict[str, Any] = {}
-    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    outputs: dict[str, dict[str, np.ndarray]] = {}
     for split, samples in splits.items():
         if not samples:
             continue
-        logits, embeddings = predict(model, data_for(samples), collate, batch_size=cfg.eval_batch_size,
-                                     workers=cfg.workers, device=device)
+        kwargs = dict(batch_size=cfg.eval_batch_size, workers=cfg.workers, device=device)
+        fields = predict_outputs(model, data_for(samples), collate, **kwargs)
+        if drops:
+            fields["logits_text"] = predict_outputs(model, data_for(samples), collate, drop="image", **kwargs)["logits"]
+            fields["logits_image"] = predict_outputs(model, data_for(samples), collate, drop="text", **kwargs)["logits"]
+        logits = fields["logits"]
         probs = _softmax(logits)
         labels = np.array([s.label for s in samples])
         write_predictions(run.predictions_path(split),
                           Predictions([s.id for s in samples], labels, probs.argmax(1), probs))
         metrics[split] = classification_metrics(labels, probs.argmax(1), probs, num_labels=ds.num_labels)
-        outputs[split] = (logits, embeddings)
+        outputs[split] = fields
     return metrics, outputs
 
 
@@ -130,12 +142,27 @@ class TeacherSpec:
     hidden: int = 768
     heads: int = 8
     dropout: float = 0.1
+    arch: str = "fusion"
+    modality_dropout: float = 0.0
+    proj_dim: int | None = None
+    gamma: float = 1.0
 
     def check(self) -> "TeacherSpec":
         if self.modality not in MODALITIES:
             raise UserError(f"unknown --modality {self.modality!r}", f"Choose from {', '.join(MODALITIES)}.")
         if self.init not in ("pretrained", "xavier"):
             raise UserError(f"unknown --init {self.init!r}", "Choose pretrained or xavier.")
+        if self.arch not in ("fusion", "armada"):
+            raise UserError(f"unknown --arch {self.arch!r}", "Choose fusion (the LUGPI teacher) or armada.")
+        if self.arch == "armada" and self.modality != "image":
+            raise UserError("--arch armada trains the teacher-side aligner on image vectors only",
+                            "Add --modality image (and embed with --encoder vae-latent).")
+        if not 0 <= self.modality_dropout < 1:
+            raise UserError(f"--modality-dropout must be in [0, 1), got {self.modality_dropout}")
+        if self.modality_dropout and self.modality != "both":
+            raise UserError("--modality-dropout needs a teacher that sees both modalities (--modality both)")
+        if self.gamma < 0:
+            raise UserError(f"--gamma must be >= 0, got {self.gamma}")
         return self
 
 
@@ -151,6 +178,8 @@ def teacher_config(dataset_fp: str, spec: TeacherSpec, cfg: TrainConfig, feature
         "init": spec.init, "arch": {"hidden": spec.hidden, "heads": spec.heads, "dropout": spec.dropout}
         if spec.modality != "text" else None,
         "train": cfg.hashed(),
+        **({"armada": {"proj_dim": spec.proj_dim, "gamma": spec.gamma}} if spec.arch == "armada" else {}),
+        **({"modality_dropout": spec.modality_dropout} if spec.modality_dropout else {}),
     }
 
 
@@ -201,7 +230,8 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
                 "dataset": {**dataset_request, "name": ds.name, "fingerprint": ds.fingerprint()},
                 "labels": list(ds.label_names), "modality": spec.modality, "text_model": spec.text_model if uses_text
                 else None, "encoder": spec.encoder if uses_image else None, "output_fingerprint": output_fp,
-                "feature_source": features,
+                "feature_source": features, "arch": spec.arch, "modality_dropout": spec.modality_dropout,
+                "teacher_fields": _teacher_fields(spec),
             })
         splits = {s: ds.splits.get(s, []) for s in SPLITS}
         if not splits["train"] or not splits["validation"]:
@@ -228,22 +258,25 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         tokenizer = _tokenizer(spec.text_model, cfg.max_length) if uses_text else None
         model = build_teacher(spec.modality, num_labels=ds.num_labels, text_model=spec.text_model if uses_text else None,
                               image_dim=image_dim, init=spec.init, labels=list(ds.label_names),
-                              num_heads=spec.heads, hidden=spec.hidden, dropout=spec.dropout)
-        objective = Objective(model, build_loss("lugpi", alpha=0.0, beta=0.0))
+                              num_heads=spec.heads, hidden=spec.hidden, dropout=spec.dropout, arch=spec.arch,
+                              modality_dropout=spec.modality_dropout, proj_dim=spec.proj_dim)
+        objective = Objective(model, ArmadaTeacherLoss(spec.gamma) if spec.arch == "armada"
+                              else build_loss("lugpi", alpha=0.0, beta=0.0))
         collate = Collator(tokenizer, cfg.max_length)
         result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
                      on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
         if not main:
             return StageResult(the_run, "trained", {}, output_fp)
         device_used = next(model.parameters()).device
-        metrics, outputs = _write_outputs(the_run, ds, splits, model, collate, cfg, device_used, data_for)
+        metrics, outputs = _write_outputs(the_run, ds, splits, model, collate, cfg, device_used, data_for,
+                                          drops=spec.modality_dropout > 0)
         metrics["best_epoch"], metrics["epochs_run"], metrics["steps"] = \
             result.best_epoch, result.epochs_run, result.steps
         records = []
-        for split, (logits, embeddings) in outputs.items():
-            for sample, z, e in zip(splits[split], logits, embeddings):
-                records.append((record_key(output_fp, sample.id),
-                                encode_bundle({"logits": z.astype(np.float32), "embedding": e.astype(np.float32)})))
+        for split, fields in outputs.items():
+            for row, sample in enumerate(splits[split]):
+                bundle = {name: values[row].astype(np.float32) for name, values in fields.items()}
+                records.append((record_key(output_fp, sample.id), encode_bundle(bundle)))
         store.register("teacher", output_fp, {"stage": "teacher", "run": the_run.name, **config})
         for start in range(0, len(records), 4096):
             store.put_many("teacher", records[start:start + 4096], overwrite=True)
@@ -251,6 +284,39 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         the_run.write_metrics(metrics)
         the_run.mark_done()
     return StageResult(the_run, "trained", metrics, output_fp)
+
+
+def _teacher_fields(spec: TeacherSpec) -> list[str]:
+    """What a teacher run caches per sample (what distillation methods may read)."""
+    fields = ["logits", "embedding"]
+    if spec.arch == "armada":
+        fields += ["logits_aux", "manifold"]
+    if spec.modality_dropout:
+        fields += ["logits_text", "logits_image"]
+    return fields
+
+
+FIELD_HINTS = {
+    "logits_text": "train the teacher with --modality-dropout P (e.g. 0.3) so it also predicts from one modality",
+    "logits_image": "train the teacher with --modality-dropout P (e.g. 0.3) so it also predicts from one modality",
+    "logits_aux": "train an ARMADA teacher: lugpi train-teacher DATASET --arch armada --modality image "
+                  "--encoder vae-latent",
+    "manifold": "train an ARMADA teacher: lugpi train-teacher DATASET --arch armada --modality image "
+                "--encoder vae-latent",
+}
+
+
+def _prepare_loss(loss, student_dim: int, teacher_dim: int | None, num_labels: int) -> None:
+    """Create a loss's trainable parts (aligners, heads, weight nets) before the optimizer is built."""
+    import inspect
+
+    prepare = getattr(loss, "prepare", None)
+    if prepare is None:
+        return
+    takes_labels = "num_labels" in inspect.signature(prepare).parameters
+    if teacher_dim is None and not takes_labels:
+        return  # a width aligner needs both widths
+    prepare(student_dim, teacher_dim, **({"num_labels": num_labels} if takes_labels else {}))
 
 
 def _encoder_label(encoder: str) -> str:
@@ -339,6 +405,12 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
                             f"{teacher.name}",
                             f"Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
                             f"store; a distill never runs the teacher itself.")
+        cached = set(store.get("teacher", teacher_keys[0]))
+        lacking = sorted(set(loss.teacher_fields) - cached)
+        if lacking:
+            raise UserError(f"method {spec.method!r} reads teacher outputs {', '.join(lacking)}, which teacher "
+                            f"{teacher.name} did not cache (it has {', '.join(sorted(cached))})",
+                            FIELD_HINTS.get(lacking[0], "Train a teacher that provides them."))
     main = process_info().is_main
     with _guard(the_run):
         if main:
@@ -353,15 +425,23 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         teacher_dim = None
         if needs_teacher:
             sample = store.get("teacher", teacher_keys[0])
-            teacher_dim = int(sample["embedding"].shape[-1])
-        loss = build_loss(spec.method, student_dim=student.embedding_dim, teacher_dim=teacher_dim,
-                          **spec.loss_options)
+            width_field = "manifold" if "manifold" in loss.teacher_fields else "embedding"
+            teacher_dim = int(sample[width_field].shape[-1]) if width_field in sample else None
+        loss = build_loss(spec.method, **spec.loss_options)
+        _prepare_loss(loss, student.embedding_dim, teacher_dim, ds.num_labels)
         if getattr(loss, "aligned", False) and main:
             _note_aligned(the_run, student.embedding_dim, teacher_dim)
-        objective = Objective(student, loss)
         collate = Collator(tokenizer, cfg.max_length)
         train_data = TrainingData(splits["train"], store, teacher_keys=teacher_keys)
         val_data = TrainingData(splits["validation"])
+        if getattr(loss, "self_teacher", False):
+            objective = EmaObjective(student, loss, seed=cfg.seed)
+        elif getattr(loss, "weighting", None) == "meta":
+            objective = MetaObjective(student, loss, lambda: torch.utils.data.DataLoader(
+                val_data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
+                generator=torch.Generator().manual_seed(cfg.seed)))
+        else:
+            objective = Objective(student, loss)
         result = fit(the_run, objective, train_data, val_data, collate, cfg, device=device,
                      on_epoch_start=hooks.on_epoch_start, on_step=hooks.on_step, log=hooks.log)
         if not main:

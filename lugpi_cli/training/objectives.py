@@ -1,0 +1,171 @@
+"""What one training step computes: a model plus its objective, as one module ``accelerate`` prepares.
+
+* :class:`Objective` — the model's output and the batch's cached teacher
+  outputs (``teacher_<field>``) become one :class:`DistillInputs` for any
+  registered loss (LUGPI, KD, FitNet, RKD, SP, MSD, ARMADA).
+* :class:`EmaObjective` — self-distillation: the teacher is an exponential
+  moving average of the student, run on the same (optionally mixup-interpolated)
+  batch; it is a frozen submodule, so checkpoints hold it and resume restores it.
+* :class:`MetaObjective` — MSD with meta-learned weights: before every
+  ``meta_every``-th step a Meta-Weight-Net update on a validation batch.
+* :class:`ArmadaTeacherLoss` — the ARMADA teacher-side aligner's own loss.
+
+``fit`` calls ``before_step(batch, lr)`` before each forward and
+``after_step()`` after each optimizer step.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput
+
+TEACHER_PREFIX = "teacher_"
+EXTRA_KEYS = ("labels_b", "lam")  # batch keys a mixup step adds for the loss
+
+
+def make_inputs(out: Any, batch: dict[str, Any]) -> DistillInputs:
+    """A model output and its batch -> the one input every loss takes."""
+    teacher = {k[len(TEACHER_PREFIX):]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
+    student_extra = dict(getattr(out, "extra", {}) or {})
+    student_extra.update({k: batch[k] for k in EXTRA_KEYS if k in batch})
+    return DistillInputs(
+        student_logits=out.logits, student_embedding=out.embedding, labels=batch["labels"],
+        teacher_logits=teacher.pop("logits", None), teacher_embedding=teacher.pop("embedding", None),
+        teacher_extra=teacher, student_extra=student_extra,
+    )
+
+
+class Objective(nn.Module):
+    """A model and its training loss as one module, so ``accelerate`` prepares both."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch: dict[str, Any]) -> tuple[LossOutput, Any]:
+        out = self.model(batch)
+        return self.loss(make_inputs(out, batch)), out
+
+    def before_step(self, batch: dict[str, Any], lr: float) -> None:
+        """Called before each forward (no-op here)."""
+
+    def after_step(self) -> None:
+        """Called after each optimizer step (no-op here)."""
+
+
+class ArmadaTeacherLoss(nn.Module):
+    """The ARMADA teacher-side aligner's loss: ``CE(z1, y) + gamma * CE(z2, y)``.
+
+    ``z1`` are the MLP head's logits, ``z2`` the auxiliary classifier's on the
+    orthogonal projection (``student_extra["logits_aux"]`` of the inputs, i.e.
+    the teacher's own output while it is being trained).
+    """
+
+    def __init__(self, gamma: float = 1.0):
+        super().__init__()
+        self.gamma = float(gamma)
+
+    def forward(self, inputs: DistillInputs) -> LossOutput:
+        main = F.cross_entropy(inputs.student_logits, inputs.labels)
+        aux = F.cross_entropy(inputs.student_extra["logits_aux"], inputs.labels)
+        return LossOutput(main + self.gamma * aux, {"ce": main.detach(), "ce_aux": aux.detach()})
+
+
+def _embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    inner = getattr(model, "model", model)
+    return inner.get_input_embeddings()(input_ids)
+
+
+class EmaObjective(Objective):
+    """Self-distillation from an exponential moving average of the student (``ema`` method).
+
+    With ``mixup > 0`` both models read token embeddings of two samples mixed
+    with ``lam ~ Beta(A, A)`` (each model through its own embedding table), the
+    attention masks are united, and the loss mixes the hard labels alike.
+    """
+
+    def __init__(self, model: nn.Module, loss: DistillLoss, *, seed: int = 0):
+        super().__init__(model, loss)
+        from lugpi_cli.losses.ema import make_ema_model
+
+        self.ema = make_ema_model(model)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train(self, mode: bool = True) -> "EmaObjective":
+        super().train(mode)
+        self.ema.eval()  # the teacher never uses dropout
+        return self
+
+    def _mixed(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        from lugpi_cli.losses.ema import mixup_lambda
+
+        lam = mixup_lambda(self.loss.mixup, self.generator)
+        perm = torch.randperm(batch["labels"].shape[0], generator=self.generator).to(batch["labels"].device)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        united = torch.maximum(mask, mask[perm])
+        common = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
+        common.update(attention_mask=united, labels_b=batch["labels"][perm],
+                      lam=torch.tensor(lam, device=ids.device))
+
+        def mix(model: nn.Module) -> dict[str, Any]:
+            e = _embed(model, ids)
+            return {**common, "inputs_embeds": lam * e + (1 - lam) * e[perm]}
+
+        return mix(self.model), mix(self.ema)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[LossOutput, Any]:
+        student_batch = teacher_batch = batch
+        if self.training and self.loss.mixup > 0:
+            student_batch, teacher_batch = self._mixed(batch)
+        out = self.model(student_batch)
+        if self.loss.needs_ema_teacher:
+            with torch.no_grad():
+                student_batch = {**student_batch, "teacher_logits": self.ema(teacher_batch).logits}
+        return self.loss(make_inputs(out, student_batch)), out
+
+    def after_step(self) -> None:
+        from lugpi_cli.losses.ema import ema_update_
+
+        ema_update_(self.ema, self.model, self.loss.ema_decay)
+
+
+class MetaObjective(Objective):
+    """MSD with ``weighting="meta"``: a Meta-Weight-Net update before every ``meta_every``-th step.
+
+    The validation split is the meta set; its batches are cycled. The weight net
+    and its optimizer live outside the student (not saved with it).
+    """
+
+    def __init__(self, model: nn.Module, loss: DistillLoss, val_loader_factory: Callable[[], Any]):
+        super().__init__(model, loss)
+        self._val_factory = val_loader_factory
+        self._val_iter = None
+        self._meta_optimizer = None
+        self._steps = 0
+        self.last_stats: dict[str, float] = {}
+
+    def _val_batch(self, device: torch.device) -> dict[str, Any]:
+        if self._val_iter is None:
+            self._val_iter = itertools.cycle(self._val_factory())
+        batch = next(self._val_iter)
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def before_step(self, batch: dict[str, Any], lr: float) -> None:
+        from lugpi_cli.losses.meta import meta_weight_step
+
+        self._steps += 1
+        if (self._steps - 1) % self.loss.meta_every:
+            return
+        device = next(self.model.parameters()).device
+        if self._meta_optimizer is None:
+            self.loss.to(device)
+            self._meta_optimizer = self.loss.make_meta_optimizer()
+        self.last_stats = meta_weight_step(self.model, self.loss, batch, self._val_batch(device), inner_lr=max(lr, 1e-12),
+                                           meta_optimizer=self._meta_optimizer, make_inputs=make_inputs)
