@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import Abort, TyperException
 from typer.core import TyperGroup
@@ -25,7 +26,7 @@ def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
     if console.state().verbose:
         err.print_exception(show_locals=False)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    err.print(f"[bold red]{prefix}:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]{escape(prefix)}:[/] {escape(message)}", markup=True, highlight=False)
     hint = getattr(exc, "hint", None)
     if hint:
         err.print(hint, markup=False, highlight=False)

@@ -118,6 +118,13 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UserError(f"{where}: dataset.name is missing", "e.g. name = \"imdb\" or name = \"reviews.csv\"")
     base = path.resolve().parent
     dataset = {k: _resolve_path(base, v) if k in ("name", "data") else v for k, v in dataset.items()}
+    name = Path(str(dataset["name"]))
+    if name.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json", ".parquet") and not name.exists():
+        raise UserError(f"{where}: dataset.name {dataset['name']!r}: no such file",
+                        "Give a built-in data set name or a table file (relative to the recipe or absolute).")
+    if "data" in dataset and not Path(str(dataset["data"])).exists():
+        raise UserError(f"{where}: dataset.data {dataset['data']!r}: no such file or folder",
+                        "Point it at the data set's archive, folder or file (relative to the recipe or absolute).")
     steps: list[Step] = []
     if "generate" in document:
         steps.append(Step("generate", "generate", _table(document, "generate", where)))

@@ -51,7 +51,7 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
                                   seed=p["seed"], dtype=runtime.dtype_name(dtype), image_format=p["image_format"],
                                   quality=p["quality"])
         images = plan_images(ds.samples(parse_splits(p["splits"])), config.fingerprint(), config.seed)
-        context["generator"] = {"fingerprint": config.fingerprint(), "seed": config.seed}
+        context["generator"] = {"fingerprint": config.fingerprint(), "seed": config.seed, "model": config.model}
         have = _count(store, "images", images.keys)
         return f"{have} of {len(images.keys)} images cached, {len(images.keys) - have} to generate", None
     if step.stage == "embed":
@@ -62,10 +62,11 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         generator = context.get("generator") or _latest_generator(store, ds.name)
         dtype = runtime.resolve_dtype(p["dtype"], runtime.resolve_device(p["device"]))
         config = EncoderConfig(p["encoder"], revision=p["revision"], pooled_only=p["pooled_only"],
-                               dtype=runtime.dtype_name(dtype))
+                               dtype=runtime.dtype_name(dtype), vae_model=p["vae_model"] or generator.get("model"),
+                               vae_size=p["vae_size"])
         context.setdefault("features", {})[config.label] = {
             "encoder_fingerprint": config.fingerprint(), "generator_fingerprint": generator["fingerprint"],
-            "generator_seed": generator["seed"], "pooled_only": p["pooled_only"]}
+            "generator_seed": generator["seed"], "pooled_only": p["pooled_only"] or config.is_vae}
         if generator["fingerprint"] is None:
             return "images not generated yet: every feature to compute", None
         from store import record_key
@@ -112,8 +113,9 @@ def _run_status(run) -> str:
 def _latest_generator(store, dataset: str) -> dict[str, Any]:
     pointer = store.get_meta("latest/generate/" + dataset.lower()) if store is not None else None
     if pointer is None:
-        return {"fingerprint": None, "seed": 0}
-    return {"fingerprint": pointer["generator_fingerprint"], "seed": int(pointer.get("seed", 0))}
+        return {"fingerprint": None, "seed": 0, "model": None}
+    return {"fingerprint": pointer["generator_fingerprint"], "seed": int(pointer.get("seed", 0)),
+            "model": pointer.get("model")}
 
 
 def _latest_features(store, dataset: str, label: str) -> dict[str, Any] | None:
