@@ -252,7 +252,7 @@ def check(recipe: Recipe) -> None:
             with contextlib.redirect_stderr(io.StringIO()):
                 ctx = command.make_context(step.command, argv[1:], resilient_parsing=False)
         except Exception as exc:  # the command's parser: bad type, out of range, missing value
-            message = getattr(exc, "format_message", lambda: str(exc))()
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             raise UserError(f"{where}: {message}", "Each key is the command's option without the dashes.") from exc
         step.params = dict(ctx.params)
         _semantic_check(step, where)
@@ -293,12 +293,9 @@ def _semantic_check(step: Step, where: str) -> None:
 
 
 def _train_config(p: dict[str, Any]):
-    from lugpi_cli.training.loop import TrainConfig
+    from lugpi_cli.commands.options import train_config
 
-    return TrainConfig(epochs=p["epochs"], lr=p["lr"], batch_size=p["batch_size"], grad_accum=p["grad_accum"],
-                       max_steps=p["max_steps"], max_length=p["max_length"], early_stopping=p["early_stopping"],
-                       warmup_ratio=p["warmup"], weight_decay=p["weight_decay"], seed=p["seed"],
-                       mixed_precision=p["mixed_precision"])
+    return train_config(p)
 
 
 # -- planning and running ------------------------------------------------------------------

@@ -5,7 +5,20 @@ Commands are thin: parse options, call the library, print with rich.
 
 from __future__ import annotations
 
-from lugpi_cli.commands import ablate, data, demo, distill, embed, evaluate, generate, probe, report, run, store, train_teacher
+from lugpi_cli.commands import (
+    ablate,
+    data,
+    demo,
+    distill,
+    embed,
+    evaluate,
+    generate,
+    probe,
+    report,
+    run,
+    store,
+    train_teacher,
+)
 
 COMMANDS = [
     demo.register,

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import tomllib
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console, runtime
 from lugpi_cli.ablation.analysis import analyse, write_analysis, write_results
-from lugpi_cli.ablation.grid import PRESET_FIXED, PRESETS, expand, parse_assignment, parse_grid
+from lugpi_cli.ablation.grid import (
+    PRESET_FIXED,
+    PRESETS,
+    expand,
+    parse_assignment,
+    parse_grid,
+)
 from lugpi_cli.ablation.runner import GridContext, run_grid
 from lugpi_cli.commands.options import (
-    BatchSizeOpt, DeviceOpt, EpochsOpt, JsonFlag, LimitOpt, LrOpt, MaxLengthOpt, MaxStepsOpt, TextModelOpt,
+    BatchSizeOpt,
+    DeviceOpt,
+    EpochsOpt,
+    JsonFlag,
+    LimitOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
+    TextModelOpt,
 )
 from lugpi_cli.commands.training_common import dataset_and_request
 from lugpi_cli.data.snapshot import DatasetRequest
@@ -24,7 +37,12 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.losses import build_loss
 from lugpi_cli.training.loop import TrainConfig
 from lugpi_cli.training.runs import find_run
-from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, default_teacher, full_fingerprint_of, teacher_dataset
+from lugpi_cli.training.stages import (
+    DEFAULT_TEXT_MODEL,
+    default_teacher,
+    full_fingerprint_of,
+    teacher_dataset,
+)
 from store import fingerprint
 
 RECIPE_KEYS = {"teacher", "dataset", "seeds", "preset", "jobs", "grid", "set"}

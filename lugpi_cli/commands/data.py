@@ -11,15 +11,9 @@ from rich.table import Table
 
 from lugpi_cli import console
 from lugpi_cli.commands.options import (
-    DataOpt,
     DatasetArg,
-    IdColOpt,
     JsonFlag,
-    LabelColOpt,
-    LimitOpt,
-    PromptColOpt,
-    SplitColOpt,
-    TextColOpt,
+    dataset_options,
 )
 from lugpi_cli.data import dataset_summary, download_dataset
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
@@ -27,22 +21,15 @@ from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 data_app = typer.Typer(help="Inspect data sets (counts, labels, cleaned examples, prompts).", no_args_is_help=True)
 
 
-@data_app.command("show")
 def show_command(
     dataset: DatasetArg,
-    data: DataOpt = None,
-    text_col: TextColOpt = None,
-    label_col: LabelColOpt = None,
-    split_col: SplitColOpt = None,
-    prompt_col: PromptColOpt = None,
-    id_col: IdColOpt = None,
-    limit: LimitOpt = None,
     examples: Annotated[int, typer.Option("--examples", "-n", min=0, help="Cleaned examples to print.")] = 3,
+    data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Counts per split and label, distinct prompts, and a few cleaned examples with their prompts."""
     state = console.use_json(json_out)
-    request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
+    request = DatasetRequest(dataset, **data_options)
     store = state.open_store()
     ds = resolve_dataset(request, store if store.exists else None, persist=False)
     summary = dataset_summary(ds)
@@ -77,6 +64,9 @@ def download_command(
     console.use_json(json_out)
     path = download_dataset(name.lower(), dest)
     console.emit({"dataset": name.lower(), "path": str(path)}, lambda out: out.print(f"{name}: {path}"))
+
+
+data_app.command("show")(dataset_options(show_command))
 
 
 def register(app: typer.Typer) -> None:

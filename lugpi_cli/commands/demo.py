@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from lugpi_cli import console, runtime
-from typing import Annotated
-
 from lugpi_cli.commands.options import JsonFlag
 
 

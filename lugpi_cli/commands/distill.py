@@ -9,17 +9,28 @@ import typer
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import (
-    BatchSizeOpt, DataOpt, DeviceOpt, EarlyStoppingOpt, EpochsOpt, ForceOpt, GradAccumOpt, IdColOpt, InitOpt,
-    JsonFlag, LabelColOpt, LimitOpt, LrOpt, MaxLengthOpt, MaxStepsOpt, PrecisionOpt, PromptColOpt, RunOpt, SeedOpt,
-    SplitColOpt, TextColOpt, TextModelOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
+    InitOpt,
+    JsonFlag,
+    TextModelOpt,
+    dataset_options,
+    training_options,
 )
-from lugpi_cli.commands.training_common import TrainingProgress, dataset_and_request, emit_stage, resolve_workers
+from lugpi_cli.commands.training_common import (
+    TrainingProgress,
+    dataset_and_request,
+    emit_stage,
+)
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
 from lugpi_cli.losses import LOSSES, build_loss, parse_loss_options
-from lugpi_cli.training.loop import TrainConfig
 from lugpi_cli.training.runs import find_run
-from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, StudentSpec, default_teacher, distill, teacher_dataset
+from lugpi_cli.training.stages import (
+    DEFAULT_TEXT_MODEL,
+    StudentSpec,
+    default_teacher,
+    distill,
+    teacher_dataset,
+)
 
 
 def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
@@ -80,28 +91,8 @@ def distill_command(
                                                         "KEY=VALUE (repeatable).")] = None,
     text_model: TextModelOpt = DEFAULT_TEXT_MODEL,
     init: InitOpt = "pretrained",
-    epochs: EpochsOpt = 3,
-    lr: LrOpt = 5e-5,
-    batch_size: BatchSizeOpt = 14,
-    grad_accum: GradAccumOpt = 1,
-    max_steps: MaxStepsOpt = None,
-    max_length: MaxLengthOpt = 512,
-    early_stopping: EarlyStoppingOpt = None,
-    warmup: WarmupOpt = 0.0,
-    weight_decay: WeightDecayOpt = 0.01,
-    seed: SeedOpt = 0,
-    run: RunOpt = None,
-    force: ForceOpt = False,
-    device: DeviceOpt = "auto",
-    mixed_precision: PrecisionOpt = "auto",
-    workers: WorkersOpt = -1,
-    data: DataOpt = None,
-    text_col: TextColOpt = None,
-    label_col: LabelColOpt = None,
-    split_col: SplitColOpt = None,
-    prompt_col: PromptColOpt = None,
-    id_col: IdColOpt = None,
-    limit: LimitOpt = None,
+    data_options: dict | None = None,
+    training: dict | None = None,
     json_out: JsonFlag = False,
     **method_flags: Any,
 ) -> None:
@@ -113,7 +104,7 @@ def distill_command(
     """
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
-    runtime.resolve_device(device)
+    runtime.resolve_device(training["device"])
     options = loss_options(method, {"alpha": alpha, "beta": beta, "tau": tau, "soften": soften, "tau2": tau2,
                                     **method_flags}, option or [])
     needs_teacher = build_loss(method, **options).requires_teacher
@@ -127,22 +118,19 @@ def distill_command(
     if dataset is None:
         ds = teacher_dataset(store, teacher_run)
         described = teacher_run.config()["dataset"]
-        if limit is not None:
-            ds = limit_dataset(ds, limit)
-            described = {**described, "limit": limit}
+        if data_options["limit"] is not None:
+            ds = limit_dataset(ds, data_options["limit"])
+            described = {**described, "limit": data_options["limit"]}
     else:
-        request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
+        request = DatasetRequest(dataset, **data_options)
         ds, described = dataset_and_request(request, store)
     if needs_teacher and teacher_run is None:
         raise UserError("this distillation needs a teacher run", "Pass --teacher RUN (see `ls WORKSPACE/runs`).")
     spec = StudentSpec(text_model=text_model, init=init, method=method, options=tuple(sorted(options.items())))
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps,
-                      max_length=max_length, early_stopping=early_stopping, warmup_ratio=warmup,
-                      weight_decay=weight_decay, seed=seed, mixed_precision=mixed_precision,
-                      workers=resolve_workers(workers, device))
+    cfg, device = training["config"], training["device"]
     with TrainingProgress() as hooks:
         result = distill(store, state.runs_path, ds, spec, cfg, teacher=teacher_run, dataset_request=described,
-                         run=run, force=force, device=device, hooks=hooks)
+                         run=training["run"], force=training["force"], device=device, hooks=hooks)
     emit_stage(result)
 
 
@@ -163,4 +151,4 @@ def _with_method_flags(func):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("distill")(_with_method_flags(distill_command))
+    app.command("distill")(_with_method_flags(training_options(dataset_options(distill_command))))

@@ -9,15 +9,9 @@ from rich.console import Console
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import (
-    DataOpt,
     DatasetArg,
-    IdColOpt,
     JsonFlag,
-    LabelColOpt,
-    LimitOpt,
-    PromptColOpt,
-    SplitColOpt,
-    TextColOpt,
+    dataset_options,
     parse_splits,
 )
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
@@ -49,13 +43,7 @@ def embed_command(
                                        "in float16 either way).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
     splits: Annotated[str, typer.Option("--splits", help="Comma-separated splits.")] = "train,validation,test",
-    data: DataOpt = None,
-    text_col: TextColOpt = None,
-    label_col: LabelColOpt = None,
-    split_col: SplitColOpt = None,
-    prompt_col: PromptColOpt = None,
-    id_col: IdColOpt = None,
-    limit: LimitOpt = None,
+    data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Embed the generated images with a frozen CLIP/ViT encoder into the store.
@@ -69,7 +57,7 @@ def embed_command(
     torch_device = runtime.resolve_device(device)
     torch_dtype = runtime.resolve_dtype(dtype, torch_device)
     store = state.open_store(create=True)
-    ds = resolve_dataset(DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit), store)
+    ds = resolve_dataset(DatasetRequest(dataset, **data_options), store)
     source = image_source(store, ds.name, generator)
     if encoder.lower() == "vae-latent" and vae_model is None:
         vae_model = source.model
@@ -110,4 +98,4 @@ def embed_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("embed")(embed_command)
+    app.command("embed")(dataset_options(embed_command))

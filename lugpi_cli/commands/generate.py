@@ -10,15 +10,9 @@ from rich.table import Table
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import (
-    DataOpt,
     DatasetArg,
-    IdColOpt,
     JsonFlag,
-    LabelColOpt,
-    LimitOpt,
-    PromptColOpt,
-    SplitColOpt,
-    TextColOpt,
+    dataset_options,
     parse_splits,
 )
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
@@ -44,13 +38,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def generate_command(
     dataset: DatasetArg,
-    data: DataOpt = None,
-    text_col: TextColOpt = None,
-    label_col: LabelColOpt = None,
-    split_col: SplitColOpt = None,
-    prompt_col: PromptColOpt = None,
-    id_col: IdColOpt = None,
-    limit: LimitOpt = None,
     splits: Annotated[str, typer.Option("--splits", help="Comma-separated splits (the teacher needs test images too).")]
     = "train,validation,test",
     model: Annotated[str, typer.Option("--model", help="Diffusers text-to-image model id or directory.")] = DEFAULT_MODEL,
@@ -76,6 +63,7 @@ def generate_command(
                                                            "least this cosine similarity (off by default).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: this process draws its 1/N of the prompts "
                                                  "(automatic under accelerate launch / torchrun).")] = None,
+    data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Generate a privileged image for every distinct prompt of a data set (diffusers) into the store.
@@ -95,7 +83,7 @@ def generate_command(
     ).check()
     shard_index, shard_count = parse_shard(shard)
     store = state.open_store(create=True)
-    request = DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit)
+    request = DatasetRequest(dataset, **data_options)
     ds = resolve_dataset(request, store)
     samples = ds.samples(parse_splits(splits))
 
@@ -134,4 +122,4 @@ def generate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("generate")(generate_command)
+    app.command("generate")(dataset_options(generate_command))

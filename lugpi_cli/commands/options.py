@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from lugpi_cli.training.loop import TrainConfig
 
 JsonFlag = Annotated[
     bool,
@@ -76,3 +79,75 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=-1, help="DataLoader w
                                          "the store (-1: 4 on GPU, 0 on CPU).")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
 TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]
+
+
+# -- option groups shared by several commands ------------------------------------------
+#
+# Typer reads a command's options from its signature. These decorators append a
+# group of options to that signature and hand the command one value for the
+# group, so every command spells them the same way and none repeats them.
+
+DATASET_OPTIONS: tuple[tuple[str, object, object], ...] = (
+    ("data", DataOpt, None), ("text_col", TextColOpt, None), ("label_col", LabelColOpt, None),
+    ("split_col", SplitColOpt, None), ("prompt_col", PromptColOpt, None), ("id_col", IdColOpt, None),
+    ("limit", LimitOpt, None),
+)
+TRAINING_OPTIONS: tuple[tuple[str, object, object], ...] = (
+    ("epochs", EpochsOpt, 3), ("lr", LrOpt, 5e-5), ("batch_size", BatchSizeOpt, 14), ("grad_accum", GradAccumOpt, 1),
+    ("max_steps", MaxStepsOpt, None), ("max_length", MaxLengthOpt, 512), ("early_stopping", EarlyStoppingOpt, None),
+    ("warmup", WarmupOpt, 0.0), ("weight_decay", WeightDecayOpt, 0.01), ("seed", SeedOpt, 0),
+    ("mixed_precision", PrecisionOpt, "auto"), ("workers", WorkersOpt, -1), ("device", DeviceOpt, "auto"),
+    ("run", RunOpt, None), ("force", ForceOpt, False),
+)
+
+
+def extend_signature(func, group: tuple[tuple[str, object, object], ...], receiver: str, build):
+    """Wrap ``func``: its signature gains ``group``'s options (before ``json_out``); the wrapper passes
+    ``build(values)`` as the keyword ``receiver`` instead of the group's separate values."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(func, eval_str=True)
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
+           if p.name != receiver and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, annotation, default in group]
+    tail = [p for p in own if p.name == "json_out"]
+    params = [p for p in own if p.name != "json_out"] + added + tail
+    names = [name for name, _, _ in group]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        values = {name: kwargs.pop(name) for name in names}
+        return func(**kwargs, **{receiver: build(values)})
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    return wrapper
+
+
+def dataset_options(func):
+    """``--data``, ``--text-col`` ... ``--limit``, received as ``data_options`` (a dict for DatasetRequest)."""
+    return extend_signature(func, DATASET_OPTIONS, "data_options", dict)
+
+
+def train_config(values: dict) -> "TrainConfig":
+    """A TrainConfig from option values (as the commands and recipes hold them)."""
+    from lugpi_cli.training.loop import TrainConfig
+
+    return TrainConfig(epochs=values["epochs"], lr=values["lr"], batch_size=values["batch_size"],
+                       grad_accum=values["grad_accum"], max_steps=values["max_steps"], max_length=values["max_length"],
+                       early_stopping=values["early_stopping"], warmup_ratio=values["warmup"],
+                       weight_decay=values["weight_decay"], seed=values["seed"],
+                       mixed_precision=values["mixed_precision"], workers=values.get("workers", 0))
+
+
+def training_options(func):
+    """The shared training options, received as ``training``: {"config", "device", "run", "force"}."""
+    def build(values: dict) -> dict:
+        from lugpi_cli.commands.training_common import resolve_workers
+
+        values = {**values, "workers": resolve_workers(values["workers"], values["device"])}
+        return {"config": train_config(values), "device": values["device"], "run": values["run"],
+                "force": values["force"]}
+
+    return extend_signature(func, TRAINING_OPTIONS, "training", build)

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import (
-    DataOpt, DatasetArg, IdColOpt, JsonFlag, LabelColOpt, LimitOpt, PromptColOpt, SplitColOpt, TextColOpt,
+    DatasetArg,
+    JsonFlag,
+    dataset_options,
 )
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.encoders import EncoderConfig
@@ -43,14 +45,8 @@ def probe_command(
                                                         "of this model (mean-pooled; cached).")] = None,
     no_image: Annotated[bool, typer.Option("--no-image", help="Probe only the text features.")] = False,
     k: Annotated[int, typer.Option("--k", min=1, help="Neighbours that vote.")] = 10,
-    data: DataOpt = None,
-    text_col: TextColOpt = None,
-    label_col: LabelColOpt = None,
-    split_col: SplitColOpt = None,
-    prompt_col: PromptColOpt = None,
-    id_col: IdColOpt = None,
-    limit: LimitOpt = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
+    data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
     """k-nearest-neighbour accuracy of cached image (and frozen text) features, per split and per class.
@@ -63,7 +59,7 @@ def probe_command(
     store = state.open_store()
     if not store.exists:
         raise UserError(f"no feature store at {store.path}", "Run `lugpi generate` and `lugpi embed` first.")
-    ds = resolve_dataset(DatasetRequest(dataset, data, text_col, label_col, split_col, prompt_col, id_col, limit), store)
+    ds = resolve_dataset(DatasetRequest(dataset, **data_options), store)
     splits = {s: ds.splits.get(s, []) for s in SPLITS if ds.splits.get(s)}
     spaces: dict[str, dict[str, np.ndarray]] = {}
     if not no_image:
@@ -101,4 +97,4 @@ def probe_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("probe")(probe_command)
+    app.command("probe")(dataset_options(probe_command))

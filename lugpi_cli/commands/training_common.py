@@ -9,7 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console
-from lugpi_cli.data.snapshot import DatasetRequest, describe_request, limit_dataset, resolve_dataset
+from lugpi_cli.data.snapshot import (
+    DatasetRequest,
+    describe_request,
+    limit_dataset,
+    resolve_dataset,
+)
 from lugpi_cli.training.stages import Hooks, StageResult
 
 

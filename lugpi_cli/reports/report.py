@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lugpi_cli.errors import UserError
-from lugpi_cli.evaluation import align, read_predictions
+from lugpi_cli.evaluation import align
 from lugpi_cli.evaluation.compare import load_run, run_label
 from lugpi_cli.training.runs import Run
 from store import Store

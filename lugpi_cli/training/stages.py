@@ -403,8 +403,8 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         if missing:
             raise UserError(f"{missing} of {len(teacher_keys)} training samples have no cached output of teacher "
                             f"{teacher.name}",
-                            f"Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
-                            f"store; a distill never runs the teacher itself.")
+                            "Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
+                            "store; a distill never runs the teacher itself.")
         cached = set(store.get("teacher", teacher_keys[0]))
         lacking = sorted(set(loss.teacher_fields) - cached)
         if lacking:

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from lugpi_cli.evaluation import read_predictions
 from lugpi_cli.training.runs import Run
