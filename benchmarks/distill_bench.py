@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lugpi_cli.runtime import quiet_libraries
+from lugpi_cli.training.objectives import Objective
 
 
 def build_workspace(root: Path, samples: int, models: dict[str, Path]) -> dict:
@@ -69,12 +70,12 @@ def build_workspace(root: Path, samples: int, models: dict[str, Path]) -> dict:
     return {"store": store, "ds": ds, "teacher": teacher.run, "table": table}
 
 
-class NaiveObjective(torch.nn.Module):
+class NaiveObjective(Objective):
     """(c): the teacher runs (no_grad) on every batch, as an implementation without a cache would."""
 
     def __init__(self, student, teacher, loss):
-        super().__init__()
-        self.model, self.teacher, self.loss = student, teacher.eval().requires_grad_(False), loss
+        super().__init__(student, loss)
+        self.teacher = teacher.eval().requires_grad_(False)
 
     def forward(self, batch):
         from lugpi_cli.losses import DistillInputs

@@ -1,7 +1,7 @@
 """The ``lugpi`` command: one Typer app, one module per subcommand.
 
 Exit codes: 0 success, 1 a problem the user can fix (bad value, missing data,
-corrupt store), 2 a command that is not built yet, 3 an unexpected internal
+corrupt store), 3 an unexpected internal
 error (a bug: rerun with ``-v`` for the traceback), 130 interrupted.
 """
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
-EXIT_NOT_BUILT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
@@ -27,9 +26,3 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
-
-
-class NotBuiltError(UserError):
-    """A command or option that exists in the interface but is not built yet."""
-
-    exit_code = EXIT_NOT_BUILT

@@ -45,6 +45,9 @@ def load(loader: Callable[..., T], model: str, *, what: str, revision: str | Non
                         "Give a Hugging Face model id or a directory saved with save_pretrained().")
     if revision is not None and not path.exists():
         kwargs["revision"] = revision
+    from lugpi_cli.runtime import quiet_loaded
+
+    quiet_loaded()  # the loader's library is imported by now: no progress bars unless -vv
     try:
         return loader(str(path) if path.exists() else model, **kwargs)
     except (OSError, ValueError) as exc:

@@ -106,8 +106,10 @@ def quiet_libraries(verbose: int = 0) -> None:
     so that commands which never need diffusers do not pay for importing it;
     libraries already imported are quietened directly.
     """
+    global _QUIET
     if verbose >= 2:
         return
+    _QUIET = True
     for name, value in (("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error"),
                         ("DIFFUSERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                         ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
@@ -116,6 +118,16 @@ def quiet_libraries(verbose: int = 0) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("transformers", "diffusers", "huggingface_hub", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_loaded()
+
+
+_QUIET = False
+
+
+def quiet_loaded() -> None:
+    """Quieten transformers/diffusers if they are imported by now (after ``quiet_libraries``)."""
+    if not _QUIET:
+        return
     for module in ("transformers", "diffusers"):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -64,7 +64,7 @@ def report_command(
 
     def render(out_console: Console) -> None:
         out_console.print(f"Report of {teacher_run.name} vs {baseline_run.name}: {report.panels} example(s) "
-                          f"the teacher gets right and the baseline wrong.")
+                          f"({report.selection}).")
         for name, path in report.files.items():
             out_console.print(f"  {name:14} {path}")
 

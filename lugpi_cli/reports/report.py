@@ -46,9 +46,11 @@ class Report:
     files: dict[str, str] = field(default_factory=dict)
     panels: int = 0
     examples: list[dict[str, str]] = field(default_factory=list)
+    selection: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "files": self.files, "panels": self.panels, "examples": self.examples}
+        return {"out_dir": str(self.out_dir), "files": self.files, "panels": self.panels, "examples": self.examples,
+                "selection": self.selection}
 
 
 def _pyplot():
@@ -60,8 +62,11 @@ def _pyplot():
     return plt
 
 
-def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: int) -> list[Example]:
-    """Samples the teacher classifies correctly and the baseline does not, with their images."""
+def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: int) -> tuple[list[Example], str]:
+    """Samples the teacher classifies correctly and the baseline does not, with their images.
+
+    When there is none, the first samples of the split instead (said in the second value).
+    """
     from lugpi_cli.data.snapshot import load_snapshot
     from lugpi_cli.lineage import ImageSource
     from lugpi_cli.training.stages import full_fingerprint_of
@@ -71,6 +76,10 @@ def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: 
     _, aligned = align({"teacher": t_preds, "baseline": b_preds})
     t, b = aligned["teacher"], aligned["baseline"]
     chosen = np.flatnonzero(t.correct & ~b.correct)[:limit]
+    selection = "teacher right, baseline wrong"
+    if not len(chosen):
+        chosen = np.arange(min(limit, len(t.sample_ids)))
+        selection = "no sample where the teacher is right and the baseline wrong: the first samples"
     labels = t_config.get("labels") or [str(i) for i in range(t.num_labels)]
     ds = load_snapshot(store, full_fingerprint_of(store, t_config["dataset"])) if store.exists else None
     samples = {s.id: s for s in ds.samples()} if ds is not None else {}
@@ -87,7 +96,7 @@ def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: 
         text = "" if sample is None else (sample.text if sample.text_pair is None else
                                           f"«{sample.text_pair}» in: {sample.text}")
         examples.append(Example(sid, text, labels[t.labels[i]], labels[t.predicted[i]], labels[b.predicted[i]], image))
-    return examples
+    return examples, selection
 
 
 def contact_sheet(examples: Sequence[Example], path: Path, columns: int = COLUMNS) -> int:
@@ -107,9 +116,13 @@ def contact_sheet(examples: Sequence[Example], path: Path, columns: int = COLUMN
         else:
             draw.rectangle((x + 4, y + 4, x + PANEL - 4, y + PANEL - 4), outline="grey")
             draw.text((x + 12, y + PANEL // 2), "(no image)", fill="grey")
-        lines = _wrap(ex.text, 40)[:3] + [f"label {ex.label} | teacher {ex.teacher}", f"baseline {ex.baseline} (wrong)"]
-        for j, line in enumerate(lines):
-            draw.text((x + 6, y + PANEL + 4 + 15 * j), line, fill="black" if j < 3 else "darkgreen" if j == 3 else "red")
+        text = _wrap(ex.text, 40)[:3]
+        lines = [(line, "black") for line in text] + [
+            (f"label {ex.label} | teacher {ex.teacher}", "darkgreen" if ex.teacher == ex.label else "red"),
+            (f"baseline {ex.baseline}" + ("" if ex.baseline == ex.label else " (wrong)"),
+             "black" if ex.baseline == ex.label else "red")]
+        for j, (line, colour) in enumerate(lines):
+            draw.text((x + 6, y + PANEL + 4 + 15 * j), line, fill=colour)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return n
@@ -151,7 +164,10 @@ def probability_densities(runs: dict[str, Run], split: str, path: Path) -> Path:
 def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, students: Sequence[Run] = (),
                  ablation: Path | None = None, split: str = "test", examples: int = 12) -> Report:
     report = Report(out_dir)
-    picked = pick_examples(store, teacher, baseline, split, examples)
+    for stale in ("contact_sheet.png", "densities.png", "heatmap.png", "index.html", "report.json"):
+        (out_dir / stale).unlink(missing_ok=True)  # a re-run never leaves an old picture behind
+    shutil.rmtree(out_dir / "images", ignore_errors=True)
+    picked, report.selection = pick_examples(store, teacher, baseline, split, examples)
     if picked:
         report.panels = contact_sheet(picked, out_dir / "contact_sheet.png")
         report.files["contact_sheet"] = str(out_dir / "contact_sheet.png")
@@ -198,8 +214,8 @@ def _html(report: Report, picked: Sequence[Example], labels: dict[str, str], run
 figcaption{{font-size:12px}} .ok{{color:darkgreen}} .bad{{color:#b00}} td,th{{padding:2px 10px}}</style></head><body>
 <h1>lugpi report ({html.escape(split)} split)</h1>
 <table><tr><th>model</th><th>run</th><th>accuracy</th><th>macro-F1</th></tr>{''.join(rows)}</table>
-<h2>Right with the generated image, wrong without it ({len(picked)} examples)</h2>
-{''.join(cards) or '<p>The baseline gets no example wrong that the teacher gets right.</p>'}
+<h2>Examples ({len(picked)}): {html.escape(report.selection)}</h2>
+{''.join(cards)}
 {extra}</body></html>
 """
     path = report.out_dir / "index.html"

@@ -50,7 +50,7 @@ def _world(workspace, right_wrong: int):
 def test_report_files_panels_and_sizes(cli, workspace):
     _world(workspace, right_wrong=5)
     out = json.loads(cli("report", "--teacher", "teacher", "--baseline", "baseline", "--json").stdout)
-    assert out["panels"] == 5 and len(out["examples"]) == 5
+    assert out["panels"] == 5 and len(out["examples"]) == 5 and out["selection"] == "teacher right, baseline wrong"
     assert all(e["teacher"] == e["label"] != e["baseline"] for e in out["examples"])
     sheet = Image.open(out["files"]["contact_sheet"])
     sheet.load()
@@ -67,3 +67,9 @@ def test_report_limits_and_defaults(cli, workspace):
     out = json.loads(cli("report", "--examples", "8", "--json").stdout)  # teacher and baseline found by default
     assert out["teacher"] == "teacher" and out["baseline"] == "baseline" and out["panels"] == 8
     assert "no heatmap" in cli("report", "--ablation", workspace, code=1).stderr
+
+
+def test_without_disagreement_the_first_samples_are_shown(cli, workspace):
+    _world(workspace, right_wrong=0)
+    out = json.loads(cli("report", "--examples", "3", "--json").stdout)
+    assert out["panels"] == 3 and out["selection"].startswith("no sample where")
