@@ -128,7 +128,8 @@ class Store:
             self.path.mkdir(parents=True, exist_ok=True)
         elif not os.access(self.path, os.W_OK):
             raise StoreError(f"the store at {self.path} is not writable", "Check the directory's permissions.")
-        size = max(self.initial_map_size, _data_file(self.path).stat().st_size if not created else 0)
+        on_disk = _data_file(self.path).stat().st_size if not created else 0
+        size = max(self.initial_map_size, on_disk)
         try:
             env = lmdb.open(
                 str(self.path),
@@ -136,7 +137,7 @@ class Store:
                 subdir=True,
                 max_dbs=len(NAMESPACES) + 2,
                 max_readers=MAX_READERS,
-                readahead=False,
+                readahead=_readahead(on_disk),
                 meminit=False,
                 lock=True,
             )
@@ -362,6 +363,25 @@ class Reader:
         except KeyError:
             _check_ns(namespace)
             raise
+
+
+def _readahead(data_bytes: int) -> bool:
+    """OS readahead for the memory map: on while the store fits comfortably in RAM.
+
+    With it, a page fault maps its neighbours too (a 77 KB token matrix is one
+    or two faults instead of nineteen: random reads run ~2x faster from the page
+    cache). A store larger than half the RAM turns it off, as LMDB advises for
+    random access to data that does not fit. ``LUGPI_STORE_READAHEAD=0|1``
+    overrides the choice.
+    """
+    forced = os.environ.get("LUGPI_STORE_READAHEAD")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return True
+    return data_bytes < ram // 2
 
 
 def is_local_meta(key: bytes) -> bool:

@@ -20,9 +20,8 @@ def soft_cross_entropy(target_probs: Tensor, student_log_probs: Tensor) -> Tenso
 
 def squared_l2(a: Tensor, b: Tensor, reduction: str = "sum") -> Tensor:
     """``||a - b||^2`` per row (``"sum"`` over dims; ``"mean"`` over dims = MSE), batch mean."""
-    sq = (a - b).pow(2)
-    per_row = sq.sum(dim=-1) if reduction == "sum" else sq.mean(dim=-1)
-    return per_row.mean()
+    mse = F.mse_loss(a, b)  # mean over every element = per-row mean, batch mean
+    return mse * a.shape[-1] if reduction == "sum" else mse
 
 
 @register_loss("lugpi")
@@ -132,9 +131,9 @@ class LugpiLoss(DistillLoss):
             z_t = _need(inputs.teacher_logits, "teacher_logits", self).detach()
             if z_t.shape != z_s.shape:
                 raise ValueError(f"teacher_logits shape {tuple(z_t.shape)} != student_logits shape {tuple(z_s.shape)}")
-            t = F.softmax(z_t.float() / self.tau, dim=-1)
-            log_s = F.log_softmax(z_s / self.tau if self.soften == "both" else z_s, dim=-1)
-            soft = soft_cross_entropy(t.to(log_s.dtype), log_s)
+            t = F.softmax(z_t.float() / self.tau, dim=-1).to(z_s.dtype)
+            # CE(t, s) = -sum_k t_k log softmax(z_s)_k, batch mean: cross_entropy with probability targets (one op)
+            soft = F.cross_entropy(z_s / self.tau if self.soften == "both" else z_s, t)
             factor = self.tau**2 if self.tau2 else 1.0
             total = total + self.alpha * factor * soft
             parts["soft"] = soft.detach()
