@@ -16,8 +16,12 @@ def demo_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of every training run (tiny models).")] = 8,
     json_out: JsonFlag = False,
 ) -> None:
-    """Run LUGPI end to end offline in a minute or two: generate, embed, teachers, students, a 2x2 ablation,
-    evaluation and a report, with tiny models built from configs. A second run reuses everything."""
+    """Run the whole method offline on a CPU with tiny models, in about two minutes.
+
+    Generate, embed, teachers, students, a 2x2 ablation, evaluation and a
+    report, with tiny models built from configs and a toy data set written for
+    the project. A second run reuses everything.
+    """
     from lugpi_cli import demo
     from lugpi_cli.recipe import execute, load_recipe
     from lugpi_cli.reports.report import write_report

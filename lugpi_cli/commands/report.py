@@ -31,8 +31,12 @@ def report_command(
                                                 "WORKSPACE/reports/<teacher run>).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Pictures of a study: examples the teacher gets right and the text-only model wrong, with their
-    generated images (PNG contact sheet + HTML), probability densities per class, the ablation heatmap."""
+    """Pictures of a study: contact sheet, HTML page, probability densities, heatmap.
+
+    Examples the teacher gets right and the text-only model wrong, with their
+    generated images (PNG contact sheet + HTML); teacher and student
+    probability densities per class; the ablation heatmap.
+    """
     state = console.use_json(json_out)
     runs_dir = state.runs_path
     if teacher:
