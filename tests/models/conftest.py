@@ -24,13 +24,15 @@ def _quiet_offline_transformers():
 
     old_offline = hub_constants.HF_HUB_OFFLINE
     old_verbosity = transformers.utils.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
     hub_constants.HF_HUB_OFFLINE = True
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     yield
     hub_constants.HF_HUB_OFFLINE = old_offline
     transformers.utils.logging.set_verbosity(old_verbosity)
-    transformers.utils.logging.enable_progress_bar()
+    if bars:
+        transformers.utils.logging.enable_progress_bar()
 
 
 @pytest.fixture(scope="session")
