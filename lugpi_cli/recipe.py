@@ -36,10 +36,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from lugpi_cli.errors import UserError
 
@@ -98,14 +99,20 @@ def _resolve_path(base: Path, value: Any) -> Any:
     return value
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's tables (``tomllib``: no code runs); clear errors for a missing or broken file."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise UserError(f"recipe {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"recipe {path} is not valid TOML: {exc}") from exc
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    document = read_toml(path)
     where = path.name
     unknown = sorted(set(document) - TOP_KEYS)
     if unknown:

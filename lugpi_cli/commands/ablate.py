@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import tomllib
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -50,13 +49,9 @@ RECIPE_KEYS = {"teacher", "dataset", "seeds", "preset", "jobs", "grid", "set"}
 
 def read_recipe(path: Path) -> dict[str, Any]:
     """The ``[ablate]`` table of a TOML recipe, keys checked (no code is executed)."""
-    try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UserError(f"recipe {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"recipe {path} is not valid TOML: {exc}") from exc
-    section = document.get("ablate")
+    from lugpi_cli.recipe import read_toml
+
+    section = read_toml(path).get("ablate")
     if not isinstance(section, dict):
         raise UserError(f"recipe {path} has no [ablate] table", "Put the grid under [ablate.grid].")
     unknown = sorted(set(section) - RECIPE_KEYS)

@@ -43,8 +43,7 @@ from lugpi_cli.models.common import (
     id2label_from,
     load_weights,
     read_model_config,
-    save_weights,
-    write_model_config,
+    save_model_dir,
     xavier_init_,
 )
 
@@ -165,11 +164,7 @@ class ArmadaTeacher(nn.Module):
         (``proj.parametrizations.weight.original`` and ``.0.base``), so
         :meth:`load` rebuilds W bit for bit.
         """
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_weights(self, d)
-        write_model_config(d, self.model_config)
-        return d
+        return save_model_dir(self, directory, self.model_config)
 
     @classmethod
     def load(cls, directory: str | Path) -> ArmadaTeacher:

@@ -184,6 +184,15 @@ def load_weights(model: nn.Module, directory: Path, *, missing_ok: tuple[str, ..
     model.load_state_dict(state, strict=True)
 
 
+def save_model_dir(model: nn.Module, directory: str | Path, config: dict[str, Any]) -> Path:
+    """``model.safetensors`` + ``lugpi_model.json`` in ``directory`` (created); returns it."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    save_weights(model, d)
+    write_model_config(d, config)
+    return d
+
+
 def write_model_config(directory: Path, config: dict[str, Any]) -> None:
     cfg = {"format": "lugpi-model", "format_version": FORMAT_VERSION, **config}
     (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

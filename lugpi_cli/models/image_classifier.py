@@ -15,8 +15,7 @@ from lugpi_cli.models.common import (
     load_weights,
     make_activation,
     read_model_config,
-    save_weights,
-    write_model_config,
+    save_model_dir,
     xavier_init_,
 )
 
@@ -88,11 +87,7 @@ class ImageClassifier(nn.Module):
 
     def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
         """Write ``model.safetensors`` + ``lugpi_model.json`` (``tokenizer`` is ignored: no text)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_weights(self, d)
-        write_model_config(d, self.model_config)
-        return d
+        return save_model_dir(self, directory, self.model_config)
 
     @classmethod
     def load(cls, directory: str | Path) -> ImageClassifier:
