@@ -19,6 +19,7 @@ Prints, in one run on one machine:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import tempfile
@@ -79,8 +80,8 @@ def cwi_dedup(config: GenerationConfig, pipe, root: Path, data: Path) -> None:
     again = time.perf_counter() - t
     print(f"  second run: generated {second.generated}, reused {second.reused:,}, {again:.3f} s = "
           f"{again / first.seconds:.4f} of the first run")
-    similar = generate_dataset(Store(root / "cwi-similar", create=True), train, config, lambda: pipe, batch_size=8,
-                               reuse_similar=0.9999)
+    similar = generate_dataset(Store(root / "cwi-similar", create=True), train,
+                               dataclasses.replace(config, reuse_similar=0.9999), lambda: pipe, batch_size=8)
     print(f"  --reuse-similar 0.9999: drew {similar.generated:,}, reused {similar.reused_similar:,} of "
           f"{similar.distinct_prompts:,} distinct prompts ({100 * similar.reused_similar / similar.distinct_prompts:.1f}%"
           f" fewer diffusion calls than exact dedup)")

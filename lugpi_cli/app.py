@@ -13,8 +13,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer._click.exceptions import NoArgsIsHelpError
-from typer.exceptions import Abort, TyperException
+try:  # recent typer carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer.exceptions import Abort
+except ImportError:  # older typer: plain click
+    from click.exceptions import Abort, ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from lugpi_cli import __version__, console
@@ -82,7 +85,7 @@ class LugpiGroup(TyperGroup):
         except NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             code = 0
-        except TyperException as exc:  # bad option value, missing argument, ...
+        except ClickException as exc:  # bad option value, missing argument, ...
             from typer import rich_utils
 
             rich_utils.rich_format_error(exc)

@@ -92,7 +92,7 @@ def model_identity(model: str, revision: str | None = None) -> dict[str, Any]:
         if rel.startswith(".") or "/." in rel:
             continue
         digest.update(rel.encode() + b"\0" + file_digest(file))
-    return {"model": f"local:{path.name}", "content": digest.hexdigest()}
+    return {"model": "local", "content": digest.hexdigest()}
 
 
 def file_digest(path: Path) -> bytes:

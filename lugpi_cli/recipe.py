@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from lugpi_cli.errors import UserError
 
@@ -148,8 +151,10 @@ def load_recipe(path: str | Path) -> Recipe:
                 id_ = values.pop("id", None)
                 if not isinstance(id_, str) or not id_:
                     raise UserError(f"{where}: {stage}[{i}].id is missing", f"Give every [[{stage}]] an id = \"...\".")
-            if any(s.stage == stage and s.id == id_ for s in steps):
-                raise UserError(f"{where}: two {stage} entries share the id {id_!r}")
+            if stage != "embed" and any(s.stage in ("teacher", "student") and s.id == id_ for s in steps):
+                raise UserError(f"{where}: the id {id_!r} is used twice", "Teacher and student ids must all differ.")
+            if stage == "embed" and any(s.stage == "embed" and s.id == id_ for s in steps):
+                raise UserError(f"{where}: the encoder {id_!r} is embedded twice")
             steps.append(Step(stage, id_, values))
     for stage in ("ablate", "evaluate"):
         if stage in document:
@@ -217,13 +222,19 @@ def step_argv(recipe: Recipe, step: Step, runs: dict[str, str] | None = None) ->
         extra = _dataset_argv(recipe)
     if step.stage in ("student", "ablate"):
         teacher = values.pop("teacher", None)
+        if teacher is None and step.stage == "ablate" and len(recipe.ids("teacher")) == 1:
+            teacher = recipe.ids("teacher")[0]  # the recipe's only teacher
         if teacher is not None:
             if teacher not in recipe.ids("teacher"):
                 raise UserError(f"{where}: teacher {teacher!r} is not a [[teacher]] id of the recipe",
                                 f"Teacher ids: {', '.join(recipe.ids('teacher')) or '(none)'}.")
             step.refs["teacher"] = teacher
             extra += ["--teacher", (runs or {}).get(teacher, f"<{teacher}>")]
-        elif step.stage == "student" or not recipe.ids("teacher"):
+        elif step.stage == "ablate" and recipe.ids("teacher"):
+            raise UserError(f"{where}: the recipe has several teachers: say which one the grid distils from "
+                            "(teacher = \"<id>\")",
+                            f"Teacher ids: {', '.join(recipe.ids('teacher'))}.")
+        else:
             extra += ["--dataset", *_dataset_argv(recipe)]
     if step.stage == "ablate":
         for table, flag in (("grid", "--grid"), ("set", "--set")):

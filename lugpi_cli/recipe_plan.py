@@ -141,6 +141,10 @@ def _student_status(step, p, state, runs, context, recipe) -> tuple[str, str | N
     from lugpi_cli.training.runs import Run
 
     ds = _dataset(recipe, state, context)
+    if p.get("limit") and step.refs.get("teacher"):
+        from lugpi_cli.data.snapshot import limit_dataset
+
+        ds = limit_dataset(ds, p["limit"])
     options = loss_options(p["method"], flag_values(p), p["option"] or [])
     teacher_fp = context.get("teachers", {}).get(step.refs.get("teacher"))
     if step.refs.get("teacher") and teacher_fp is None:
@@ -151,9 +155,10 @@ def _student_status(step, p, state, runs, context, recipe) -> tuple[str, str | N
 
 def _ablate_status(step, p, state, runs, context, recipe) -> str:
     from lugpi_cli.ablation.grid import PRESET_FIXED, PRESETS, expand, parse_assignment, parse_grid
+    from lugpi_cli.data.snapshot import limit_dataset
     from lugpi_cli.training.runs import Run
 
-    ds = _dataset(recipe, state, context)
+    ds = limit_dataset(_dataset(recipe, state, context), p.get("limit"))
     levels = dict(parse_grid(p["grid"] or []))
     fixed = {k: v[0] for k, v in (parse_assignment(s, flag="--set") for s in p["fixed"] or [])}
     if p["preset"]:

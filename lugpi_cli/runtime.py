@@ -136,10 +136,3 @@ def quiet_loaded() -> None:
                 loaded.utils.logging.disable_progress_bar()
             except Exception:  # noqa: BLE001 - optional niceties
                 pass
-
-
-def describe_device(device: "torch.device") -> dict[str, Any]:
-    info: dict[str, Any] = {"device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info

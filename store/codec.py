@@ -207,7 +207,15 @@ def check(buf: bytes | memoryview) -> Header:
     if actual != header.crc:
         raise CorruptRecord(f"CRC mismatch (stored {header.crc:08x}, computed {actual:08x})")
     if header.kind == KIND_BUNDLE:
-        _walk_bundle(payload, verify=True)
+        try:
+            _walk_bundle(payload, verify=True)
+        except (struct.error, UnicodeDecodeError, ValueError) as exc:
+            raise CorruptRecord(f"malformed bundle: {exc}") from exc
+    elif header.kind == KIND_JSON:
+        try:
+            json.loads(bytes(payload).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CorruptRecord(f"malformed JSON: {exc}") from exc
     return header
 
 

@@ -120,8 +120,11 @@ def gc(
 ) -> dict[str, Any]:
     """Delete records by fingerprint: everything but ``keep``, or exactly ``drop``.
 
-    Returns what was (or, with ``dry_run``, would be) deleted per namespace and
-    fingerprint. Registry entries of fully removed fingerprints go too.
+    ``keep`` prunes only the namespaces that hold records of a kept
+    fingerprint (keeping one generator's images does not wipe every feature
+    and teacher output). Returns what was (or, with ``dry_run``, would be)
+    deleted per namespace and fingerprint. Registry entries of fully removed
+    fingerprints go too.
     """
     if (keep is None) == (drop is None):
         raise StoreError("say which fingerprints to keep or which to drop, not both or neither")
@@ -132,7 +135,10 @@ def gc(
         if ns not in DATA_NAMESPACES:
             raise StoreError(f"cannot gc namespace {ns!r}; choose from {', '.join(DATA_NAMESPACES)}")
         by_fp: dict[str, list[bytes]] = defaultdict(list)
-        for key, _ in store.sizes(ns):
+        sizes = list(store.sizes(ns))
+        if keep_set is not None and not any(_group(key) in keep_set for key, _ in sizes):
+            continue  # nothing kept lives here: this namespace is not what --keep-fingerprint is about
+        for key, _ in sizes:
             fp = _group(key)
             if (keep_set is not None and fp not in keep_set) or (drop_set is not None and fp in drop_set):
                 by_fp[fp].append(key)

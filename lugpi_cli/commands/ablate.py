@@ -24,11 +24,11 @@ from lugpi_cli.commands.options import (
     DeviceOpt,
     EpochsOpt,
     JsonFlag,
-    LimitOpt,
     LrOpt,
     MaxLengthOpt,
     MaxStepsOpt,
     TextModelOpt,
+    dataset_options,
 )
 from lugpi_cli.commands.training_common import dataset_and_request
 from lugpi_cli.data.snapshot import DatasetRequest
@@ -92,8 +92,8 @@ def ablate_command(
     batch_size: BatchSizeOpt = 14,
     max_length: MaxLengthOpt = 512,
     max_steps: MaxStepsOpt = None,
-    limit: LimitOpt = None,
     device: DeviceOpt = "auto",
+    data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Run a grid of distill settings and analyse it (mean ± std, best setting, ANOVA, heatmap).
@@ -140,6 +140,7 @@ def ablate_command(
         teacher_run = default_teacher(state.runs_path)
     if teacher_run is not None and teacher_run.config().get("kind") != "teacher":
         raise UserError(f"{teacher_run.name} is not a teacher run")
+    limit = data_options["limit"]
     if dataset is None:
         ds = teacher_dataset(store, teacher_run)
         info = dict(teacher_run.config()["dataset"])
@@ -149,7 +150,7 @@ def ablate_command(
             ds = limit_dataset(ds, limit)
             info["limit"] = limit
     else:
-        ds, info = dataset_and_request(DatasetRequest(dataset, limit=limit), store)
+        ds, info = dataset_and_request(DatasetRequest(dataset, **data_options), store)
     info = {**info, "name": ds.name, "fingerprint": ds.fingerprint(), "full_fingerprint": full_fingerprint_of(store, info)}
     base = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, max_steps=max_steps).check()
     ctx = GridContext(store.path, state.runs_path, teacher_run.dir if teacher_run else None, info, base, device)
@@ -221,4 +222,4 @@ def _pm(mean: Any, std: Any) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ablate")(ablate_command)
+    app.command("ablate")(dataset_options(ablate_command))

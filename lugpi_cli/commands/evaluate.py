@@ -23,7 +23,7 @@ def _fmt(value) -> str:
 def _paper(value, dataset: str) -> str:
     """The paper's number for a row: a float, or a table per data set."""
     if isinstance(value, dict):
-        value = value.get(dataset, value.get("accuracy"))
+        value = value.get(dataset, value.get(dataset.split(" (")[0], value.get("accuracy")))
     return "-" if value is None else (f"{100 * value:.2f}" if value <= 1 else f"{value:.2f}")
 
 

@@ -80,6 +80,7 @@ def generate_command(
         model=model, revision=revision, steps=steps, guidance=guidance, height=height, width=width,
         scheduler=scheduler, timestep_spacing=timestep_spacing, negative_prompt=negative_prompt, seed=seed,
         dtype=runtime.dtype_name(torch_dtype), image_format=image_format.lower(), quality=quality,
+        reuse_similar=reuse_similar,
     ).check()
     shard_index, shard_count = parse_shard(shard)
     store = state.open_store(create=True)
@@ -93,7 +94,7 @@ def generate_command(
             lambda: load_pipeline(config, torch_device, torch_dtype, compile=compile),
             batch_size=batch_size, shard=(shard_index, shard_count), dataset_fingerprint=ds.fingerprint(),
             dataset_name=ds.name, on_start=bar.start, on_batch=bar.advance,
-            tokenizer_factory=lambda: load_tokenizer(config), reuse_similar=reuse_similar,
+            tokenizer_factory=lambda: load_tokenizer(config),
         )
     result = {"dataset": ds.name, "splits": parse_splits(splits), "shard": f"{shard_index}/{shard_count}",
               "device": str(torch_device), **summary.to_json()}

@@ -55,17 +55,16 @@ class DatasetRequest:
 def save_snapshot(store: Store, ds: Dataset) -> str:
     """Write ``ds`` into the store (once) and make it the latest for its name."""
     fp = ds.fingerprint()
-    record = {
+    record = {  # content only: the same bytes on every machine, so stores merge without conflict
         "name": ds.name,
         "label_names": list(ds.label_names),
-        "source": ds.source,
         "skipped": dict(ds.skipped),
         "fingerprint": fp,
         "samples": [[s.id, s.split, s.label, s.text, s.text_pair, s.prompt] for split in ds.splits.values() for s in split],
     }
     if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
         store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
-    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp})
+    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp, "source": ds.source})
     return fp
 
 
@@ -76,14 +75,18 @@ def load_snapshot(store: Store, fingerprint: str) -> Dataset | None:
     splits: dict[str, list[Sample]] = {"train": [], "validation": [], "test": []}
     for sid, split, label, text, text_pair, prompt in record["samples"]:
         splits.setdefault(split, []).append(Sample(sid, text, prompt, int(label), split, text_pair))
-    ds = Dataset(record["name"], list(record["label_names"]), splits, record["source"], dict(record["skipped"]))
+    ds = Dataset(record["name"], list(record["label_names"]), splits, f"workspace snapshot {fingerprint[:16]}",
+                 dict(record["skipped"]))
     ds._fingerprint = record["fingerprint"]
     return ds
 
 
 def latest_snapshot(store: Store, name: str) -> Dataset | None:
     pointer = store.get_meta(LATEST_PREFIX + name.lower())
-    return None if pointer is None else load_snapshot(store, pointer["fingerprint"])
+    ds = None if pointer is None else load_snapshot(store, pointer["fingerprint"])
+    if ds is not None and pointer.get("source"):
+        ds.source = pointer["source"]
+    return ds
 
 
 def limit_dataset(ds: Dataset, limit: int | None) -> Dataset:

@@ -193,24 +193,38 @@ def compare_runs(runs: Sequence[Run], *, split: str = "test", baseline: Run | No
     unique = list({r.dir.resolve(): r for r in runs}.values())
     if baseline is not None and baseline.dir.resolve() not in {r.dir.resolve() for r in unique}:
         unique.insert(0, baseline)
-    loaded = {r.name: (r, *load_run(r, split)) for r in unique}
+    names = [r.name for r in unique]
+    keys = [r.name if names.count(r.name) == 1 else str(r.dir) for r in unique]  # same name, other workspace
+    loaded = {key: (r, *load_run(r, split)) for key, r in zip(keys, unique)}
     by_dataset: dict[str, list[str]] = {}
-    for name, (_, config, _) in loaded.items():
-        by_dataset.setdefault(config["dataset"]["fingerprint"], []).append(name)
+    for key, (_, config, _) in loaded.items():
+        by_dataset.setdefault(config["dataset"]["fingerprint"], []).append(key)
+    labels = _dataset_labels({fp: loaded[keys_[0]][1]["dataset"] for fp, keys_ in by_dataset.items()})
     comparison = Comparison(split, alpha_level, [])
-    for names in by_dataset.values():
-        _compare_dataset(comparison, {n: loaded[n] for n in names}, baseline, runs_dir)
+    for fp, group in by_dataset.items():
+        _compare_dataset(comparison, {k: loaded[k] for k in group}, baseline, runs_dir, labels[fp])
     return comparison
 
 
+def _dataset_labels(infos: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """A column name per distinct sample set: the data set's name, with its --limit, and a fingerprint
+    prefix only when two sample sets would still share a name."""
+    def plain(info: dict[str, Any]) -> str:
+        return f"{info.get('name', '?')} (limit {info['limit']})" if info.get("limit") else info.get("name", "?")
+
+    labels = {fp: plain(info) for fp, info in infos.items()}
+    taken = list(labels.values())
+    return {fp: label if taken.count(label) == 1 else f"{label} ({fp[:8]})" for fp, label in labels.items()}
+
+
 def _compare_dataset(comparison: Comparison, loaded: dict[str, tuple[Run, dict, Predictions]],
-                     baseline: Run | None, runs_dir: Path | None) -> None:
+                     baseline: Run | None, runs_dir: Path | None, dataset: str) -> None:
     ids, aligned = align({name: preds for name, (_, _, preds) in loaded.items()})
-    first_config = next(iter(loaded.values()))[1]
-    dataset = first_config["dataset"]["name"]
     names = list(loaded)
-    if baseline is not None and baseline.name in loaded:
-        base = baseline.name
+    chosen = next((k for k, (r, _, _) in loaded.items() if baseline is not None
+                   and r.dir.resolve() == baseline.dir.resolve()), None)
+    if chosen is not None:
+        base = chosen
     else:
         base = next((n for n in names if is_baseline(loaded[n][1])), names[0])
     comparison.baselines[dataset] = base

@@ -42,7 +42,7 @@ class GenerationConfig:
 
     model: str = DEFAULT_MODEL
     revision: str | None = None
-    steps: int = 25
+    steps: int = 50
     guidance: float = 7.5
     height: int = 512
     width: int = 512
@@ -53,6 +53,7 @@ class GenerationConfig:
     dtype: str = "float32"
     image_format: str = "webp"
     quality: int = 90
+    reuse_similar: float | None = None
 
     def check(self) -> "GenerationConfig":
         """Raise a UserError naming the first bad value (diffusers' ``check_inputs`` style)."""
@@ -75,6 +76,9 @@ class GenerationConfig:
             raise UserError(f"--quality must be in 1..100, got {self.quality}")
         if self.seed < 0:
             raise UserError(f"--seed must be >= 0, got {self.seed}")
+        if self.reuse_similar is not None and not -1.0 <= self.reuse_similar <= 1.0:
+            raise UserError(f"--reuse-similar must be a cosine similarity in [-1, 1], got {self.reuse_similar}",
+                            "e.g. --reuse-similar 0.95; 1.0 reuses only prompts the text encoder cannot tell apart.")
         return self
 
     def fingerprint_config(self) -> dict[str, Any]:
@@ -83,6 +87,8 @@ class GenerationConfig:
         config.pop("revision")
         if self.image_format == "png":
             config.pop("quality")  # lossless: quality changes nothing
+        if self.reuse_similar is None:
+            config.pop("reuse_similar")  # the default adds nothing, so existing fingerprints stay
         return {"stage": "generate", **model_identity(self.model, self.revision), **config}
 
     def fingerprint(self) -> str:

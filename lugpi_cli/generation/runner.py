@@ -160,7 +160,6 @@ def generate_dataset(
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     tokenizer_factory: Callable[[], Any] | None = None,
-    reuse_similar: float | None = None,
 ) -> GenerationSummary:
     """Generate every missing image of ``samples`` into ``store``; see the module docstring.
 
@@ -168,12 +167,12 @@ def generate_dataset(
     fully cached re-run never loads the model (``tokenizer_factory``, if given,
     then supplies the tokenizer that counts truncated prompts). ``on_start(n)`` is told how
     many images this process will draw, ``on_batch(k)`` after each commit.
-    ``reuse_similar`` (a cosine threshold) reuses near-duplicate prompts' images
-    (see :mod:`lugpi_cli.generation.similar`).
+    ``config.reuse_similar`` (a cosine threshold) reuses near-duplicate
+    prompts' images (see :mod:`lugpi_cli.generation.similar`); it is part of
+    the generator fingerprint, since it changes which image a prompt gets.
     """
-    if reuse_similar is not None and not -1.0 <= reuse_similar <= 1.0:
-        raise UserError(f"--reuse-similar must be a cosine similarity in [-1, 1], got {reuse_similar}",
-                        "e.g. --reuse-similar 0.95; 1.0 reuses only prompts the text encoder cannot tell apart.")
+    config.check()
+    reuse_similar = config.reuse_similar
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     index, count = shard

@@ -110,7 +110,7 @@ class MsdLoss(DistillLoss):
         "meta_hidden": Option(int, 100, "hidden units of the meta weight net", min=1),
         "meta_lr": Option(float, 1e-3, "Adam learning rate of the meta weight net (trainer)", min=0.0,
                           min_exclusive=True),
-        "meta_every": Option(int, 1, "a meta step every this many student steps (trainer)", min=1),
+        "meta_every": Option(int, 1, "a meta step every this many training batches (trainer)", min=1),
     }
     all_teacher_fields: ClassVar[frozenset[str]] = frozenset(TEACHER_FIELDS.values())
 

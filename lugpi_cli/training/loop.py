@@ -104,9 +104,19 @@ def make_accelerator(cfg: TrainConfig, device: str = "auto"):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    if device.startswith("cuda:"):
+        raise UserError(f"--device {device}: training picks its GPU through accelerate",
+                        f"Run it as CUDA_VISIBLE_DEVICES={device.split(':', 1)[1]} lugpi ... --device cuda, or with "
+                        "`accelerate launch` for several GPUs.")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {device!r} is not a training device", "Use auto, cpu or cuda.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: this machine has no CUDA GPU", "Use --device auto or cpu.")
     AcceleratorState._reset_state(True)  # several runs in one process (ablate, tests)
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     precision = _mixed_precision(cfg.mixed_precision, "cpu" if cpu else "cuda")
+    if cpu and precision == "fp16":
+        raise UserError("--mixed-precision fp16 needs a GPU", "On the CPU use bf16 or no.")
     return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
 
 
@@ -119,7 +129,7 @@ def _loader(data, batch_size: int, collate: Callable, *, workers: int, shuffle: 
 
 # -- checkpoints ------------------------------------------------------------------
 
-def _save_checkpoint(path: Path, objective: nn.Module, optimizer, scheduler, state: dict[str, Any],
+def _save_checkpoint(path: Path, objective: "Objective", optimizer, scheduler, state: dict[str, Any],
                      best_path: Path | None) -> None:
     """Write the checkpoint to ``path.tmp`` and swap it in, so a kill never leaves half a checkpoint."""
     from safetensors.torch import save_model
@@ -133,6 +143,9 @@ def _save_checkpoint(path: Path, objective: nn.Module, optimizer, scheduler, sta
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(_rng_state(), tmp / "rng.pt")
+    extra = objective.extra_state()
+    if extra:
+        torch.save(extra, tmp / "extra.pt")
     (tmp / "trainer.json").write_text(json.dumps(state, sort_keys=True))
     old = path.with_name(path.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -207,17 +220,28 @@ def fit(
     from transformers import get_linear_schedule_with_warmup
 
     accelerator = make_accelerator(cfg, device)
+    main = accelerator.is_main_process
     run.dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run.checkpoint_dir
+    backup = checkpoint.with_name(checkpoint.name + ".old")
+    if main and not checkpoint.exists() and load_checkpoint_state(backup) is not None:
+        os.replace(backup, checkpoint)  # killed between the two renames of a checkpoint swap
+    accelerator.wait_for_everyone()
     best_path = run.dir / "best.safetensors"
     state = load_checkpoint_state(checkpoint)
-    start_epoch = 0
+    start_epoch = int(state["epoch"]) if state is not None else 0
+    if main:  # one process edits the run directory
+        if state is not None and (checkpoint / "best.safetensors").exists():
+            shutil.copy2(checkpoint / "best.safetensors", best_path)
+        elif state is None:
+            best_path.unlink(missing_ok=True)  # leftovers of a start that never reached a checkpoint
+        run.truncate_history(start_epoch)
+    accelerator.wait_for_everyone()
     if state is not None:
         load_model(objective, str(checkpoint / "objective.safetensors"))
-        if (checkpoint / "best.safetensors").exists():
-            shutil.copy2(checkpoint / "best.safetensors", best_path)
-        start_epoch = int(state["epoch"])
-        run.truncate_history(start_epoch)
+        extra = checkpoint / "extra.pt"
+        if extra.exists():
+            objective.load_extra_state(torch.load(extra, weights_only=True))
         if log is not None:
             log(f"resuming {run.name} after epoch {start_epoch}")
     else:
@@ -229,7 +253,9 @@ def fit(
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     per_epoch = math.ceil(math.ceil(len(train_data) / cfg.batch_size) / cfg.grad_accum)
-    total_steps = per_epoch * cfg.epochs if cfg.max_steps is None else min(per_epoch * cfg.epochs, cfg.max_steps)
+    # accelerate steps the scheduler once per process per optimizer step (each process sees 1/N of an epoch)
+    total_steps = per_epoch * cfg.epochs if cfg.max_steps is None else \
+        min(per_epoch * cfg.epochs, cfg.max_steps * accelerator.num_processes)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), max(total_steps, 1))
     if state is not None:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
@@ -249,6 +275,8 @@ def fit(
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
+        if cfg.early_stopping is not None and bad_epochs >= cfg.early_stopping:
+            break  # a run resumed after the epoch that stopped it
         started = time.perf_counter()
         loader = accelerator.prepare(_loader(train_data, cfg.batch_size, collate, workers=cfg.workers,
                                              shuffle=True, seed=cfg.seed * 1000 + epoch))

@@ -59,6 +59,13 @@ class Objective(nn.Module):
     def after_step(self) -> None:
         """Called after each optimizer step (no-op here)."""
 
+    def extra_state(self) -> dict[str, Any]:
+        """Training state outside the module's parameters, for checkpoints (tensors and plain values)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state` when a run resumes."""
+
 
 class ArmadaTeacherLoss(nn.Module):
     """The ARMADA teacher-side aligner's loss: ``CE(z1, y) + gamma * CE(z2, y)``.
@@ -135,6 +142,13 @@ class EmaObjective(Objective):
 
         ema_update_(self.ema, self.model, self.loss.ema_decay)
 
+    def extra_state(self) -> dict[str, Any]:
+        return {"mixup_generator": self.generator.get_state()}  # the EMA weights are a submodule already
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "mixup_generator" in state:
+            self.generator.set_state(state["mixup_generator"])
+
 
 class MetaObjective(Objective):
     """MSD with ``weighting="meta"``: a Meta-Weight-Net update before every ``meta_every``-th step.
@@ -164,8 +178,26 @@ class MetaObjective(Objective):
         if (self._steps - 1) % self.loss.meta_every:
             return
         device = next(self.model.parameters()).device
+        self._ensure_meta()
+        self.last_stats = meta_weight_step(self.model, self.loss, batch, self._val_batch(device), inner_lr=max(lr, 1e-12),
+                                           meta_optimizer=self._meta_optimizer, make_inputs=make_inputs)
+
+    def _ensure_meta(self) -> None:
+        device = next(self.model.parameters()).device
         if self._meta_optimizer is None:
             self.loss.to(device)
             self._meta_optimizer = self.loss.make_meta_optimizer()
-        self.last_stats = meta_weight_step(self.model, self.loss, batch, self._val_batch(device), inner_lr=max(lr, 1e-12),
-                                           meta_optimizer=self._meta_optimizer, make_inputs=make_inputs)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The weight net, its optimizer and the step count (the validation batches restart their cycle)."""
+        self._ensure_meta()
+        return {"weight_net": self.loss.weight_net.state_dict(), "meta_optimizer": self._meta_optimizer.state_dict(),
+                "steps": self._steps}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "weight_net" not in state:
+            return
+        self._ensure_meta()
+        self.loss.weight_net.load_state_dict(state["weight_net"])
+        self._meta_optimizer.load_state_dict(state["meta_optimizer"])
+        self._steps = int(state["steps"])

@@ -27,7 +27,7 @@ from lugpi_cli.evaluation import Predictions, classification_metrics, write_pred
 from lugpi_cli.lineage import ImageSource, feature_source
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
-from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs
+from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
 from lugpi_cli.training.runs import Run, completed_runs, find_run, run_name
 from store import Store, encode_bundle, fingerprint, record_key
@@ -111,8 +111,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _existing(run: Run, force: bool) -> StageResult | None:
-    """A finished run to reuse; else clear the way (under DDP only the main process locks and writes)."""
+def _existing(run: Run, force: bool, config: dict[str, Any]) -> StageResult | None:
+    """A finished run to reuse; else clear the way (under DDP only the main process locks and writes).
+
+    A run directory holding another config (``--run NAME`` reused with other
+    settings) is an error unless ``--force`` replaces it.
+    """
+    if run.config_path.exists() and not force and run.config().get("fingerprint") != fingerprint(config):
+        raise UserError(f"run {run.name} already exists with other settings",
+                        "Pick another --run name, drop --run (names then follow the settings), or pass --force "
+                        "to replace it.")
     if run.is_done() and not force:
         config = run.config()
         return StageResult(run, "reused", run.metrics(), config.get("output_fingerprint", config["fingerprint"]))
@@ -219,7 +227,7 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         _check_text_model(spec.text_model)
     config = teacher_config(ds.fingerprint(), spec, cfg, features)
     the_run = Run(runs_dir / (run or run_name("teacher", ds.name, config)))
-    reused = _existing(the_run, force)
+    reused = _existing(the_run, force, config)
     if reused is not None:
         return reused
     output_fp = teacher_output_fingerprint(config, the_run.name)
@@ -250,12 +258,17 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         train_data, val_data = data_for(splits["train"]), data_for(splits["validation"])
         image_dim = None
         if uses_image:
-            missing = sum(not have for have in store.contains_many("features", train_data.feature_keys))
-            if missing:
-                raise UserError(f"{missing} training sample(s) of {ds.name} have no {spec.encoder!r} features",
-                                f"Run `lugpi generate {ds.name}` and `lugpi embed {ds.name} --encoder {spec.encoder}`.")
+            for split, samples in splits.items():
+                keys = data_for(samples).feature_keys if samples else []
+                missing = sum(not have for have in store.contains_many("features", keys))
+                if missing:
+                    raise UserError(f"{missing} {split} sample(s) of {ds.name} have no {spec.encoder!r} features "
+                                    "(the teacher's outputs are cached for every split)",
+                                    f"Run `lugpi generate {ds.name}` and `lugpi embed {ds.name} --encoder "
+                                    f"{spec.encoder}` for all splits.")
             image_dim = int(np.atleast_2d(train_data[0]["image"]).shape[-1])
         tokenizer = _tokenizer(spec.text_model, cfg.max_length) if uses_text else None
+        seed_everything(cfg.seed)  # --seed decides the new layers' initial weights, whatever ran before
         model = build_teacher(spec.modality, num_labels=ds.num_labels, text_model=spec.text_model if uses_text else None,
                               image_dim=image_dim, init=spec.init, labels=list(ds.label_names),
                               num_heads=spec.heads, hidden=spec.hidden, dropout=spec.dropout, arch=spec.arch,
@@ -391,7 +404,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
     _check_text_model(spec.text_model)
     config = student_config(ds.fingerprint(), spec, loss.hparams, cfg, teacher_fp)
     the_run = Run(runs_dir / (run or run_name("student", ds.name, config)))
-    reused = _existing(the_run, force)
+    reused = _existing(the_run, force, config)
     if reused is not None:
         return reused
     splits = {s: ds.splits.get(s, []) for s in SPLITS}
@@ -421,6 +434,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
                 "loss_options": loss.hparams, "text_model": spec.text_model, "aligned": False,
             })
         tokenizer = _tokenizer(spec.text_model, cfg.max_length)
+        seed_everything(cfg.seed)  # --seed decides the head's (and --init xavier's) initial weights
         student = TextClassifier.from_pretrained(spec.text_model, labels=list(ds.label_names), init=spec.init)
         teacher_dim = None
         if needs_teacher:

@@ -74,3 +74,19 @@ def test_data_show_errors(cli, tmp_path):
 def test_data_download_refuses_what_it_cannot_fetch(cli):
     result = cli("data", "download", "cwi-news", code=1)
     assert "cannot be downloaded automatically" in result.stderr and "by hand" in result.stderr
+
+
+def test_snapshots_of_one_data_set_from_two_places_merge(tmp_path, tiny_imdb):
+    import shutil
+
+    from store import maintenance
+
+    elsewhere = tmp_path / "other" / "aclImdb_v1.tar.gz"
+    elsewhere.parent.mkdir()
+    shutil.copy(tiny_imdb, elsewhere)
+    a = Store(tmp_path / "a", create=True)
+    b = Store(tmp_path / "b", create=True)
+    resolve_dataset(DatasetRequest("imdb", data=tiny_imdb), a)
+    resolve_dataset(DatasetRequest("imdb", data=elsewhere), b)
+    maintenance.merge(a, [tmp_path / "b"])  # the same content, read from another path: no conflict
+    assert latest_snapshot(a, "imdb").source == str(tiny_imdb)

@@ -17,7 +17,7 @@ N = 200
 
 
 def make_run(workspace, name, *, kind="student", correct, dataset="films", alpha=3.0, beta=1.0, teacher=None,
-             probs=None, shuffle_seed=None, ids=None, done=True, modality=None):
+             probs=None, shuffle_seed=None, ids=None, done=True, modality=None, limit=None):
     """A finished run directory whose test predictions are right exactly where ``correct`` says."""
     run = Run(workspace / "runs" / name)
     labels = np.arange(N) % 2
@@ -26,7 +26,8 @@ def make_run(workspace, name, *, kind="student", correct, dataset="films", alpha
         probs = np.stack([1 - predicted * 0.8 - 0.1, predicted * 0.8 + 0.1], axis=1)
     ids = np.array([f"id{i:04d}" for i in range(N)]) if ids is None else ids
     order = np.random.default_rng(shuffle_seed).permutation(N) if shuffle_seed is not None else np.arange(N)
-    extra = {"dataset": {"name": dataset, "fingerprint": f"fp-{dataset}"}, "labels": ["neg", "pos"],
+    extra = {"dataset": {"name": dataset, "fingerprint": f"fp-{dataset}-{limit}", "limit": limit},
+             "labels": ["neg", "pos"],
              "text_model": "distilbert-base-uncased"}
     if kind == "student":
         extra.update(method="lugpi", loss_options={"alpha": alpha, "beta": beta, "tau": 8.0},
@@ -130,3 +131,14 @@ def test_a_run_being_trained_is_refused(cli, workspace):
     with busy.lock():  # as a training process holds it
         err = cli("evaluate", "a", "busy", code=1).stderr
     assert "busy is still being trained" in err and "Traceback" not in err
+
+
+def test_two_sample_sets_of_one_data_set_stay_apart(cli, workspace):
+    rng = np.random.default_rng(5)
+    make_run(workspace, "base-full", correct=_correct(rng, 0.6), alpha=0.0, beta=0.0)
+    make_run(workspace, "lugpi-full", correct=_correct(rng, 0.7))
+    make_run(workspace, "base-small", correct=_correct(rng, 0.6), alpha=0.0, beta=0.0, limit=100,
+             ids=np.array([f"small{i:04d}" for i in range(N)]))
+    out = json.loads(cli("evaluate", "--json").stdout)
+    assert out["baselines"] == {"films": "base-full", "films (limit 100)": "base-small"}
+    assert {r["run"]: r["dataset"] for r in out["runs"]}["lugpi-full"] == "films"

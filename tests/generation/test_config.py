@@ -42,7 +42,7 @@ def test_fingerprint_covers_what_changes_images():
 
 
 def test_local_model_identity_is_by_content(tiny_models, tmp_path):
-    copy = shutil.copytree(tiny_models["sd"], tmp_path / "elsewhere" / "sd")
+    copy = shutil.copytree(tiny_models["sd"], tmp_path / "elsewhere" / "renamed-sd")
     assert model_identity(str(copy)) == model_identity(str(tiny_models["sd"]))
     weights = next(copy.rglob("diffusion_pytorch_model.safetensors"))
     data = bytearray(weights.read_bytes())

@@ -132,10 +132,14 @@ def test_truncated_prompts_are_counted(pipe):
 def test_reuse_similar_copies_near_duplicate_prompts(tmp_path, pipe):
     from lugpi_cli.generation.similar import REUSED_PREFIX
 
-    config, p = pipe
+    import dataclasses
+
+    base, p = pipe
+    config = dataclasses.replace(base, reuse_similar=0.9999)
+    assert config.fingerprint() != base.fingerprint()  # it changes which image a prompt gets
     store = Store(tmp_path / "s", create=True)
     samples = _samples(["a cat", "a dog", "A Cat", "a  cat", "red house"])  # CLIP lower-cases and splits words
-    out = generate_dataset(store, samples, config, lambda: p, batch_size=2, reuse_similar=0.9999)
+    out = generate_dataset(store, samples, config, lambda: p, batch_size=2)
     assert (out.generated, out.reused_similar) == (3, 2)
     plan = plan_images(samples, config.fingerprint(), config.seed)
     keys = dict(zip(plan.prompts, plan.keys))
@@ -143,15 +147,18 @@ def test_reuse_similar_copies_near_duplicate_prompts(tmp_path, pipe):
         assert store.get_raw("images", keys[dup]) == store.get_raw("images", keys["a cat"])
         note = store.get("meta", REUSED_PREFIX + keys[dup].decode())
         assert note["source_prompt"] == "a cat" and note["similarity"] >= 0.9999
-    again = generate_dataset(store, samples, config, lambda: p, reuse_similar=0.9999)
+    again = generate_dataset(store, samples, config, lambda: p)
     assert (again.generated, again.reused_similar, again.reused) == (0, 0, 5)
-    without = generate_dataset(Store(tmp_path / "t", create=True), samples, config, lambda: p)
+    without = generate_dataset(Store(tmp_path / "t", create=True), samples, base, lambda: p)
     assert (without.generated, without.reused_similar) == (5, 0)  # off by default
 
 
 def test_reuse_similar_threshold_is_checked(tmp_path, pipe):
     from lugpi_cli.errors import UserError
 
+    import dataclasses
+
     config, p = pipe
     with pytest.raises(UserError, match="--reuse-similar"):
-        generate_dataset(Store(tmp_path / "s", create=True), _samples(), config, lambda: p, reuse_similar=1.5)
+        generate_dataset(Store(tmp_path / "s", create=True), _samples(), dataclasses.replace(config, reuse_similar=1.5),
+                         lambda: p)

@@ -59,9 +59,15 @@ def test_gc_keep_drop_and_dry_run(tmp_path):
     store = _fill(tmp_path / "s")
     dry = maintenance.gc(store, drop=[GEN_FP[:8]], dry_run=True)
     assert dry["deleted"]["images"] == {GEN_FP[:16]: 4} and store.count("images") == 4
+    other = fingerprint({"encoder": "other"})
+    store.register("features", other, {"encoder": "other"})
+    store.put_many("features", [(record_key(other, "p0"), encode_array(np.zeros(8, np.float16)))])
     maintenance.gc(store, keep=[ENC_FP[:10]])
-    assert store.count("images") == 0 and store.count("features") == 3
-    assert GEN_FP[:16] not in store.fingerprints() and ENC_FP[:16] in store.fingerprints()
+    # --keep prunes the namespace the kept fingerprint lives in, and leaves the others alone
+    assert store.count("features") == 3 and store.count("images") == 4
+    assert other[:16] not in store.fingerprints() and ENC_FP[:16] in store.fingerprints()
+    maintenance.gc(store, drop=[GEN_FP[:10]])
+    assert store.count("images") == 0 and GEN_FP[:16] not in store.fingerprints()
     with pytest.raises(Exception, match="no fingerprint"):
         maintenance.gc(store, drop=["abcdef"])
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from lugpi_cli.evaluation import read_predictions
 from lugpi_cli.training.runs import Run
@@ -154,3 +155,31 @@ def test_teacher_bad_input(cli, workspace, teacher_args, table, tiny_models, tex
 def test_distill_without_any_teacher(cli, text_args):
     err = cli("distill", *text_args, code=1).stderr
     assert "no completed teacher run" in err and "train-teacher" in err
+
+
+def test_seed_fixes_the_initial_weights_whatever_ran_before(cli, workspace, teacher_args, text_args):
+    cli(*teacher_args)
+    cli("distill", *text_args, "--run", "first")
+    torch.manual_seed(123)
+    torch.rand(10_000)  # something else in this process used the global generator
+    cli("distill", *text_args, "--run", "second")
+    a = read_predictions(Run(workspace / "runs" / "first").predictions_path("test"))
+    b = read_predictions(Run(workspace / "runs" / "second").predictions_path("test"))
+    np.testing.assert_array_equal(a.probs, b.probs)
+
+
+def test_a_named_run_with_other_settings_is_refused(cli, teacher_args, text_args):
+    cli(*teacher_args)
+    cli("distill", *text_args, "--run", "mine", "--alpha", "3")
+    err = cli("distill", *text_args, "--run", "mine", "--alpha", "0", code=1).stderr
+    assert "already exists with other settings" in err
+    assert json.loads(cli("distill", *text_args, "--run", "mine", "--alpha", "0", "--force", "--json").stdout)[
+        "status"] == "trained"
+
+
+def test_training_device_errors(cli, teacher_args, text_args):
+    cli(*teacher_args)
+    assert "fp16 needs a GPU" in cli("distill", *text_args, "--mixed-precision", "fp16", "--device", "cpu",
+                                     code=1).stderr
+    err = cli("distill", *text_args, "--device", "cuda:1", code=1).stderr  # no GPU here; on one, the fix
+    assert "--device cuda:1" in err and "Traceback" not in err
