@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -166,7 +167,7 @@ class Option:
         return value
 
 
-class DistillLoss(nn.Module):
+class DistillLoss(nn.Module, ABC):
     """Base class: ``forward(DistillInputs) -> LossOutput``.
 
     Subclasses set ``options`` and take exactly those names as keyword-only
@@ -252,5 +253,6 @@ class DistillLoss(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
 
-    def forward(self, inputs: DistillInputs) -> LossOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, inputs: DistillInputs) -> LossOutput:
+        """The loss of one batch (every registered objective defines it)."""
