@@ -15,7 +15,7 @@ import platform
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lugpi_cli.errors import UserError
 
