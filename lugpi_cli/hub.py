@@ -24,9 +24,6 @@ SAMPLES = 16  # larger files (weights): 16 evenly spaced 64 KiB windows, plus th
 WINDOW = 64 << 10
 
 
-def is_local(model: str) -> bool:
-    return Path(model).expanduser().exists()
-
 
 def offline() -> bool:
     try:

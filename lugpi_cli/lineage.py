@@ -61,6 +61,14 @@ def record_embedding(store: Store, dataset: str, encoder_label: str, pointer: di
     store.put_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}", pointer)
 
 
+def feature_keys(pointer: dict[str, Any], samples: Sequence[Sample]) -> list[bytes]:
+    """The feature record key of each sample, from an ``embed`` pointer (encoder + generator fingerprints)."""
+    from store import record_key
+
+    images = ImageSource(pointer["generator_fingerprint"], int(pointer["generator_seed"]), {}).image_keys(samples)
+    return [record_key(pointer["encoder_fingerprint"], images[s.id]) for s in samples]
+
+
 def feature_source(store: Store, dataset: str, encoder_label: str) -> dict[str, Any]:
     """The latest ``embed`` of ``dataset`` with ``encoder_label`` (encoder + generator fingerprints)."""
     pointer = store.get_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}") if store.exists else None

@@ -23,7 +23,6 @@ from typing import Any
 
 FP_PREFIX_LEN = 16
 DIGEST_LEN = 32
-KEY_LEN = FP_PREFIX_LEN + 1 + DIGEST_LEN
 
 
 def _check_finite(value: Any, path: str = "$") -> None:

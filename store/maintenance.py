@@ -152,15 +152,13 @@ def gc(
         remaining = set()
         for ns in DATA_NAMESPACES:
             remaining.update(_group(k) for k, _ in store.sizes(ns))
-        stale = [fp for fp in store.fingerprints() if fp not in remaining and _registered_in(store, fp, namespaces)]
+        scope = set(namespaces)
+        stale = [fp for fp, entry in store.fingerprints().items()
+                 if fp not in remaining and set(entry.get("namespaces", [])) <= scope]
         if stale:
             store.delete_many("meta", [FP_META_PREFIX + fp.encode("ascii") for fp in stale])
     return {"dry_run": dry_run, "deleted": deleted, "records": sum(sum(d.values()) for d in deleted.values())}
 
-
-def _registered_in(store: Store, fp: str, namespaces: Iterable[str]) -> bool:
-    entry = store.fingerprints().get(fp, {})
-    return set(entry.get("namespaces", [])) <= set(namespaces)
 
 
 def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) -> dict[str, Any]:

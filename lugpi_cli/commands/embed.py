@@ -14,6 +14,7 @@ from lugpi_cli.commands.options import (
     dataset_options,
     parse_splits,
 )
+from lugpi_cli.commands.training_common import resolve_workers
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.encoders import EncoderConfig, embed_images, load_encoder
 from lugpi_cli.errors import UserError
@@ -65,8 +66,7 @@ def embed_command(
                            vae_model=vae_model, vae_size=vae_size)
     samples = ds.samples(parse_splits(splits))
     image_keys = source.image_keys(samples)
-    if workers < 0:
-        workers = 4 if torch_device.type == "cuda" else 0
+    workers = resolve_workers(workers, device)
 
     with console.ProgressBar("embedding", unit="img") as bar:
         summary = embed_images(store, list(image_keys.values()), config,

@@ -19,17 +19,14 @@ from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.encoders import EncoderConfig
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation.probe import build_index, knn_probe
-from lugpi_cli.lineage import ImageSource, feature_source
-from store import record_key
+from lugpi_cli.lineage import feature_keys, feature_source
 
 SPLITS = ("train", "validation", "test")
 
 
 def image_vectors(store, ds, encoder: str, samples) -> np.ndarray:
     pointer = feature_source(store, ds.name, EncoderConfig(encoder).label)
-    source = ImageSource(pointer["generator_fingerprint"], int(pointer["generator_seed"]), {})
-    keys = source.image_keys(samples)
-    records = store.get_many("features", [record_key(pointer["encoder_fingerprint"], keys[s.id]) for s in samples])
+    records = store.get_many("features", feature_keys(pointer, samples))
     missing = sum(r is None for r in records)
     if missing:
         raise UserError(f"{missing} sample(s) of {ds.name} have no {encoder!r} features",

@@ -178,9 +178,3 @@ def embed_images(
         summary.tokens_shape = list(record["tokens"].shape) if "tokens" in record else None
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def read_features(store: Store, keys: Sequence[bytes]) -> list[dict[str, np.ndarray] | None]:
-    """Feature bundles for feature keys (``None`` where missing)."""
-    return store.get_many("features", keys)
-

@@ -27,7 +27,7 @@ import numpy as np
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
-from store import Store, encode_image, encode_json, record_key, seed_for
+from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
 from store.keys import FP_PREFIX_LEN
 
 FAILED_PREFIX = "failed/"
@@ -179,7 +179,8 @@ def generate_dataset(
     if not (count >= 1 and 0 <= index < count):
         raise UserError(f"bad shard {index}/{count}", "Use --shard I/N with 0 <= I < N, e.g. --shard 0/4.")
     started = time.perf_counter()
-    gen_fp = config.fingerprint()
+    fp_config = config.fingerprint_config()  # hashes a local model directory: once
+    gen_fp = fingerprint(fp_config)
     plan = plan_images(samples, gen_fp, config.seed)
     mine = plan.shard(index, count)
     present = store.contains_many("images", [plan.keys[i] for i in mine]) if store.exists else [False] * len(mine)
@@ -190,7 +191,7 @@ def generate_dataset(
         dataset_fingerprint=dataset_fingerprint,
     )
     store.create = True
-    store.register("images", gen_fp, config.fingerprint_config())
+    store.register("images", gen_fp, fp_config)
     if on_start is not None:
         on_start(len(todo))
     tokenizer = None
@@ -204,7 +205,7 @@ def generate_dataset(
         tokenizer = tokenizer_factory()
     summary.truncated = count_truncated(tokenizer, plan.prompts)
     store.put_meta(LATEST_PREFIX + dataset_name.lower(), {
-        "generator_fingerprint": gen_fp, "generator_config": config.fingerprint_config(),
+        "generator_fingerprint": gen_fp, "generator_config": fp_config,
         "model": config.model, "seed": config.seed, "dataset_fingerprint": dataset_fingerprint,
     })
     summary.seconds = time.perf_counter() - started

@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -364,8 +364,3 @@ def predict(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, 
     if not out:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return out["logits"], out["embedding"]
-
-
-def iter_batches(n: int, size: int) -> Iterable[range]:
-    for start in range(0, n, size):
-        yield range(start, min(n, start + size))

@@ -32,9 +32,6 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.runtime import library_versions
 from store import fingerprint
 
-KINDS = ("teacher", "student")
-
-
 def run_name(kind: str, dataset: str, config: dict[str, Any]) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset.lower())
     return f"{kind}-{safe}-{fingerprint(config)[:12]}"

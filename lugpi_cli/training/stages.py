@@ -24,7 +24,7 @@ from lugpi_cli.data.samples import Dataset, Sample
 from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
-from lugpi_cli.lineage import ImageSource, feature_source
+from lugpi_cli.lineage import feature_keys, feature_source
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
@@ -245,14 +245,8 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
         if not splits["train"] or not splits["validation"]:
             raise UserError(f"{ds.name} needs train and validation samples to train a teacher")
         feature_field = "tokens" if spec.modality == "both" else "pooled"
-        source = ImageSource(features["generator_fingerprint"], int(features["generator_seed"]), {}) if features \
-            else None
-
         def data_for(samples: list[Sample]) -> TrainingData:
-            keys = None
-            if source is not None:
-                image_keys = source.image_keys(samples)
-                keys = [record_key(features["encoder_fingerprint"], image_keys[s.id]) for s in samples]
+            keys = feature_keys(features, samples) if features else None
             return TrainingData(samples, store, feature_keys=keys, feature_field=feature_field)
 
         train_data, val_data = data_for(splits["train"]), data_for(splits["validation"])
@@ -441,7 +435,6 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
             sample = store.get("teacher", teacher_keys[0])
             width_field = "manifold" if "manifold" in loss.teacher_fields else "embedding"
             teacher_dim = int(sample[width_field].shape[-1]) if width_field in sample else None
-        loss = build_loss(spec.method, **spec.loss_options)
         _prepare_loss(loss, student.embedding_dim, teacher_dim, ds.num_labels)
         if getattr(loss, "aligned", False) and main:
             _note_aligned(the_run, student.embedding_dim, teacher_dim)
