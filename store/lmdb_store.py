@@ -10,7 +10,10 @@ Discipline (see DESIGN.md):
   DataLoader worker, or inherited through ``fork``, reopens in the child;
 * readers never block the writer (MVCC); several processes may write, LMDB
   serialises them;
-* a schema record refuses stores written by a newer format.
+* a schema record refuses stores written by a newer format;
+* a store whose directory is not writable opens read-only (``info``,
+  ``verify``, reading features, ``merge`` from it); a write to it is refused
+  with a message.
 """
 
 from __future__ import annotations
@@ -72,15 +75,28 @@ class Store:
     the same).
     """
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        create: bool = False,
+        map_size: int = DEFAULT_MAP_SIZE,
+        readonly: bool | None = None,
+    ):
         self.path = Path(path)
         self.create = create
+        self.want_readonly = readonly  # None: read-only exactly when the directory is not writable
         self.initial_map_size = int(map_size)
         self._cached: tuple[int, int, lmdb.Environment, dict[str, Any]] | None = None
 
     # -- environment -----------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "create": self.create, "initial_map_size": self.initial_map_size}
+        return {
+            "path": self.path,
+            "create": self.create,
+            "initial_map_size": self.initial_map_size,
+            "want_readonly": self.want_readonly,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -126,8 +142,9 @@ class Store:
             )
         if created:
             self.path.mkdir(parents=True, exist_ok=True)
-        elif not os.access(self.path, os.W_OK):
-            raise StoreError(f"the store at {self.path} is not writable", "Check the directory's permissions.")
+        readonly = not created and (
+            self.want_readonly if self.want_readonly is not None else not os.access(self.path, os.W_OK)
+        )
         on_disk = _data_file(self.path).stat().st_size if not created else 0
         size = max(self.initial_map_size, on_disk)
         try:
@@ -139,16 +156,29 @@ class Store:
                 max_readers=MAX_READERS,
                 readahead=_readahead(on_disk),
                 meminit=False,
-                lock=True,
+                readonly=readonly,
+                # A read-only directory whose lock file we cannot write (a shared store
+                # mounted or shipped read-only): nobody here can write it either, so
+                # reading without the reader table is safe.
+                lock=not readonly or os.access(self.path / "lock.mdb", os.W_OK),
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
-        env.reader_check()  # clear reader slots left by killed processes
-        dbs = self._open_dbs(env)
-        self._check_schema(env, dbs)
+        if not readonly:
+            env.reader_check()  # clear reader slots left by killed processes
+        dbs = self._open_dbs(env, readonly=readonly)
+        self._check_schema(env, dbs, readonly=readonly)
         return env, dbs
 
-    def _open_dbs(self, env: lmdb.Environment) -> dict[str, Any]:
+    def _open_dbs(self, env: lmdb.Environment, *, readonly: bool = False) -> dict[str, Any]:
+        if readonly:
+            try:  # no txn= here: a handle opened inside a read transaction dies with it
+                return {ns: env.open_db(ns.encode(), create=False) for ns in NAMESPACES}
+            except lmdb.Error as exc:
+                raise StoreError(
+                    f"the read-only store at {self.path} lacks a namespace ({exc})",
+                    "It was not written by lugpi, or not finished; open it once from a writable copy.",
+                ) from exc
         while True:
             try:
                 with _begin(env, write=True) as txn:
@@ -156,11 +186,13 @@ class Store:
             except lmdb.MapFullError:
                 env.set_mapsize(env.info()["map_size"] * 2)
 
-    def _check_schema(self, env: lmdb.Environment, dbs: dict[str, Any]) -> None:
+    def _check_schema(self, env: lmdb.Environment, dbs: dict[str, Any], *, readonly: bool = False) -> None:
         with _begin(env) as txn:
             raw = txn.get(SCHEMA_KEY, db=dbs["meta"])
             found = codec.decode(raw) if raw is not None else None
         if found is None:
+            if readonly:
+                return
             record = codec.encode_json({"schema_version": SCHEMA_VERSION, "namespaces": list(NAMESPACES)})
             with _begin(env, write=True) as txn:
                 txn.put(SCHEMA_KEY, record, overwrite=False, db=dbs["meta"])
@@ -173,9 +205,20 @@ class Store:
                 "Upgrade lugpi (pip install -U lugpi) to use this store; nothing was changed.",
             )
 
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened read-only (its directory is not writable)."""
+        return bool(self.env.flags()["readonly"])
+
     @contextmanager
     def _txn(self, *, write: bool = False) -> Iterator[tuple[Any, dict[str, Any]]]:
         env, dbs = self._handles()
+        if write and env.flags()["readonly"]:
+            raise StoreError(
+                f"the store at {self.path} is read-only (its directory is not writable)",
+                "Read from it as it is, or copy it into a writable workspace with "
+                "`lugpi store merge PATH` and work there.",
+            )
         txn = _begin(env, write=write)
         try:
             yield txn, dbs

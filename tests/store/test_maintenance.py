@@ -138,3 +138,61 @@ def test_cli_user_errors(cli, workspace):
     assert "too short" in cli("store", "gc", "--drop-fingerprint", "ab", code=1).stderr
     assert "nothing to do" in cli("store", "gc", code=1).stderr
     assert "unknown namespace" in cli("store", "verify", "-n", "pictures", code=1).stderr
+
+
+# -- a read-only store (a shared store mounted or shipped read-only) ---------
+
+def _not_writable(monkeypatch, root):
+    """Make ``root`` and everything under it look read-only to the store (works as root too)."""
+    import os
+
+    import store.lmdb_store as lmdb_store
+
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and str(os.path.realpath(path)).startswith(str(os.path.realpath(root))):
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(lmdb_store.os, "access", access)
+
+
+def test_a_read_only_store_is_read_merged_from_and_refuses_writes(tmp_path, monkeypatch, cli, workspace):
+    from store import StoreError, close_all
+
+    shared = tmp_path / "shared" / "store"
+    _fill(shared)
+    before = {ns: Store(shared).keys(ns) for ns in ("images", "features", "meta")}
+    close_all()
+    _not_writable(monkeypatch, tmp_path / "shared")
+
+    ro = Store(shared)
+    assert ro.readonly
+    assert maintenance.info(ro)["namespaces"]["features"]["records"] == 3
+    assert maintenance.verify(ro).ok
+    assert ro.get_many("features", [record_key(ENC_FP, "p1")])[0][0] == 1.0
+    with pytest.raises(StoreError, match="read-only") as info:
+        ro.put("features", record_key(ENC_FP, "new"), encode_array(np.zeros(2, np.float16)))
+    assert "lugpi store merge" in info.value.hint
+
+    # the workspace's own store stays writable; merging from the read-only one works, from the CLI too
+    _fill(workspace / "store", offset=10)
+    out = json.loads(cli("store", "merge", shared, "--json").stdout)
+    assert (out["added"]["images"], out["added"]["features"]) == (4, 3)
+    assert json.loads(cli("store", "info", "--json").stdout)["namespaces"]["images"]["records"] == 8
+    close_all()
+    monkeypatch.undo()
+    assert {ns: Store(shared).keys(ns) for ns in ("images", "features", "meta")} == before
+
+
+def test_a_store_opened_read_only_on_request(tmp_path):
+    from store import StoreError, close_all
+
+    _fill(tmp_path / "s")
+    close_all()
+    ro = Store(tmp_path / "s", readonly=True)
+    assert ro.readonly and ro.count("images") == 4
+    with pytest.raises(StoreError, match="read-only"):
+        ro.delete_many("images", ro.keys("images"))
+    assert Store(tmp_path / "s", readonly=True).count("images") == 4
