@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from store import codec
 from store.errors import CorruptRecord, MergeConflict, StoreError
 from store.keys import FP_PREFIX_LEN
-from store.lmdb_store import FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
+from store.lmdb_store import FAILED_META_PREFIX, FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
 
 DATA_NAMESPACES = tuple(ns for ns in NAMESPACES if ns != "meta")
 MERGE_BATCH_BYTES = 64 << 20
@@ -31,13 +31,16 @@ def info(store: Store) -> dict[str, Any]:
     """Counts and bytes per namespace and per fingerprint, with each fingerprint's config."""
     registry = store.fingerprints()
     namespaces: dict[str, Any] = {}
+    failed = 0
     for ns in NAMESPACES:
         per_fp: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         total = [0, 0]
         for key, size in store.sizes(ns):
             total[0] += 1
             total[1] += size
-            if ns != "meta":
+            if ns == "meta" and key.startswith(FAILED_META_PREFIX):
+                failed += 1
+            elif ns != "meta":
                 slot = per_fp[_group(key)]
                 slot[0] += 1
                 slot[1] += size
@@ -61,6 +64,7 @@ def info(store: Store) -> dict[str, Any]:
         "file_bytes": data_file.stat().st_size if data_file.exists() else 0,
         "map_size": store.map_size(),
         "namespaces": namespaces,
+        "failed_prompts": failed,  # images an earlier `generate` could not draw; the next run retries them
     }
 
 

@@ -102,8 +102,8 @@ def generate_command(
     def render(out: Console) -> None:
         table = Table(box=None, show_header=False)
         for name in ("samples", "distinct_prompts", "generated", "reused", "reused_similar", "truncated", "failed",
-                     "other_shards"):
-            if name not in ("other_shards", "reused_similar") or result[name]:
+                     "retried", "other_shards"):
+            if name not in ("other_shards", "reused_similar", "retried") or result[name]:
                 table.add_row(name.replace("_", " "), str(result[name]))
         out.print(table)
         if summary.generated:

@@ -68,7 +68,7 @@ def info_command(json_out: JsonFlag = False) -> None:
 
     def render(out: Console) -> None:
         out.print(f"Store [bold]{result['path']}[/] — {human_bytes(result['file_bytes'])} on disk, "
-                  f"map {human_bytes(result['map_size'])}, schema {result['schema'].get('schema_version')}")
+                  f"map {human_bytes(result['map_size'])}, schema {(result['schema'] or {}).get('schema_version')}")
         table = Table("namespace", "fingerprint", "records", "bytes", "config", box=None, pad_edge=False)
         for ns, entry in result["namespaces"].items():
             table.add_row(f"[bold]{ns}[/]", "", str(entry["records"]), human_bytes(entry["bytes"]), "")
@@ -77,6 +77,9 @@ def info_command(json_out: JsonFlag = False) -> None:
                 shown = json.dumps(config, sort_keys=True) if console.state().verbose else _config_summary(config)
                 table.add_row("", fp or "(other)", str(sub["records"]), human_bytes(sub["bytes"]), shown)
         out.print(table)
+        if result["failed_prompts"]:
+            out.print(f"{result['failed_prompts']} prompt(s) failed in an earlier `lugpi generate` "
+                      "(NaN/inf images); the next run of it retries them.")
 
     console.emit(result, render)
 

@@ -29,8 +29,9 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
 from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
 from store.keys import FP_PREFIX_LEN
+from store.lmdb_store import FAILED_META_PREFIX
 
-FAILED_PREFIX = "failed/"
+FAILED_PREFIX = FAILED_META_PREFIX.decode("ascii")
 LATEST_PREFIX = "latest/generate/"
 MAX_REPORTED_FAILURES = 100
 
@@ -76,6 +77,7 @@ class GenerationSummary:
     reused_similar: int = 0  # copied from a near-identical prompt's image (--reuse-similar)
     truncated: int | None = 0  # distinct prompts longer than the text encoder reads (None: tokenizer unavailable)
     failed: int = 0
+    retried: int = 0  # prompts drawn again because an earlier run recorded a failure for them
     other_shards: int = 0  # distinct prompts left to the other processes of a sharded run
     seconds: float = 0.0
     generator_fingerprint: str = ""
@@ -190,6 +192,8 @@ def generate_dataset(
         other_shards=len(plan.prompts) - len(mine), generator_fingerprint=gen_fp,
         dataset_fingerprint=dataset_fingerprint,
     )
+    if todo and store.exists:
+        summary.retried = sum(store.contains_many("meta", [_failure_key(plan.keys[i]) for i in todo]))
     store.create = True
     store.register("images", gen_fp, fp_config)
     if on_start is not None:

@@ -8,7 +8,7 @@ import pytest
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline, plan_images
 from lugpi_cli.generation.runner import count_truncated, recorded_failures
-from store import Store, decode, seed_for
+from store import Store, decode, maintenance, seed_for
 
 PROMPTS = ["a cat", "a dog", "a cat", "red house", "a dog", "blue sea", "old tree", "a cat", "small bird"]
 
@@ -103,13 +103,15 @@ def test_nan_images_are_recorded_and_retried(tmp_path, pipe):
     store = Store(tmp_path / "s", create=True)
     samples = _samples(["a cat", "poison apple", "a dog"])
     first = generate_dataset(store, samples, config, lambda: PoisonedPipe(p), batch_size=2)
-    assert (first.generated, first.failed) == (2, 1)
+    assert (first.generated, first.failed, first.retried) == (2, 1, 0)
     assert first.failures == [{"prompt": "poison apple", "reason": "non-finite pixels (NaN/inf) in the decoded image"}]
     recorded = recorded_failures(store, config.fingerprint())
     assert [r["prompt"] for r in recorded] == ["poison apple"]
+    assert maintenance.info(store)["failed_prompts"] == 1
     second = generate_dataset(store, samples, config, lambda: p, batch_size=2)
-    assert (second.generated, second.reused, second.failed) == (1, 2, 0)
+    assert (second.generated, second.reused, second.failed, second.retried) == (1, 2, 0, 1)
     assert recorded_failures(store) == [] and store.count("images") == 3
+    assert maintenance.info(store)["failed_prompts"] == 0
 
 
 def test_shards_partition_the_work(tmp_path, pipe):
