@@ -58,9 +58,9 @@ def generate_command(
     image_format: Annotated[str, typer.Option("--format", help="webp, png or jpeg (how images are stored).")] = "webp",
     quality: Annotated[int, typer.Option("--quality", help="WebP/JPEG quality.")] = 90,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet (long GPU runs).")] = False,
-    reuse_similar: Annotated[Optional[float], typer.Option("--reuse-similar", help="Reuse the image of an "
-                                                           "already-drawn prompt whose text-encoder embedding has at "
-                                                           "least this cosine similarity (off by default).")] = None,
+    reuse_similar: Annotated[Optional[float], typer.Option("--reuse-similar", help="Group prompts whose "
+                                                           "text-encoder embeddings reach this cosine similarity and "
+                                                           "draw one image per group (off by default).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: this process draws its 1/N of the prompts "
                                                  "(automatic under accelerate launch / torchrun).")] = None,
     data_options: dict | None = None,

@@ -13,7 +13,7 @@ McNemar (two runs A and B)
     * exact: ``statistic = min(b, c)``,
       ``p = min(1, 2 * BinomCDF(min(b, c); b + c, 1/2))`` (two-sided);
     * chi2 (with Edwards' continuity correction):
-      ``statistic = (|b - c| - 1)^2 / (b + c)``, ``p = P(chi2_1 > statistic)``.
+      ``statistic = max(0, |b - c| - 1)^2 / (b + c)``, ``p = P(chi2_1 > statistic)``.
 
     The exact test is used when ``b + c < 25`` (:data:`EXACT_BELOW`), the
     usual rule of thumb, where the chi-square approximation is poor.
@@ -83,6 +83,8 @@ def mcnemar_test(correct_a: Any, correct_b: Any, *, exact: bool | None = None) -
     else:
         res = _sm_mcnemar(np.array(table, dtype=np.float64), exact=use_exact, correction=True)
         statistic, pvalue = float(res.statistic), float(res.pvalue)
+        if not use_exact and n10 == n01:  # the correction must not push |b - c| below 0
+            statistic, pvalue = 0.0, 1.0
     return {
         "statistic": statistic,
         "pvalue": pvalue,

@@ -169,9 +169,11 @@ def generate_dataset(
     fully cached re-run never loads the model (``tokenizer_factory``, if given,
     then supplies the tokenizer that counts truncated prompts). ``on_start(n)`` is told how
     many images this process will draw, ``on_batch(k)`` after each commit.
-    ``config.reuse_similar`` (a cosine threshold) reuses near-duplicate
-    prompts' images (see :mod:`lugpi_cli.generation.similar`); it is part of
-    the generator fingerprint, since it changes which image a prompt gets.
+    ``config.reuse_similar`` (a cosine threshold) groups near-duplicate
+    prompts over the whole plan and draws one image per group (see
+    :mod:`lugpi_cli.generation.similar`; the pipeline is then loaded whenever any
+    of the plan's images is missing, to embed the prompts); it is part of the
+    generator fingerprint, since it changes which image a prompt gets.
     """
     config.check()
     reuse_similar = config.reuse_similar
@@ -184,7 +186,12 @@ def generate_dataset(
     fp_config = config.fingerprint_config()  # hashes a local model directory: once
     gen_fp = fingerprint(fp_config)
     plan = plan_images(samples, gen_fp, config.seed)
-    mine = plan.shard(index, count)
+    pipe = None
+    groups = None
+    if reuse_similar is not None and not _all_present(store, plan.keys):
+        pipe = pipe_factory()
+        groups = _SimilarGroups.build(pipe, plan, reuse_similar)
+    mine = plan.shard(index, count) if groups is None else groups.shard(plan, index, count)
     present = store.contains_many("images", [plan.keys[i] for i in mine]) if store.exists else [False] * len(mine)
     todo = [i for i, have in zip(mine, present) if not have]
     summary = GenerationSummary(
@@ -200,11 +207,16 @@ def generate_dataset(
         on_start(len(todo))
     tokenizer = None
     if todo:
-        pipe = pipe_factory()
+        pipe = pipe if pipe is not None else pipe_factory()
         tokenizer = getattr(pipe, "tokenizer", None)
-        similar = _SimilarPrompts(store, pipe, plan, [i for i, have in zip(mine, present) if have], reuse_similar) \
-            if reuse_similar is not None else None
-        _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch, similar)
+        if groups is None:
+            _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch)
+        else:
+            draw = [i for i in todo if groups.rep[i] == i]
+            _generate_batches(store, pipe, plan, draw, config, batch_size, summary, on_batch)
+            groups.copy_members(store, plan, [i for i in todo if groups.rep[i] != i], summary, on_batch)
+    elif pipe is not None:
+        tokenizer = getattr(pipe, "tokenizer", None)
     elif tokenizer_factory is not None:
         tokenizer = tokenizer_factory()
     summary.truncated = count_truncated(tokenizer, plan.prompts)
@@ -216,66 +228,58 @@ def generate_dataset(
     return summary
 
 
-class _SimilarPrompts:
-    """Reuse decisions for ``--reuse-similar``, against the prompts drawn so far."""
+@dataclass
+class _SimilarGroups:
+    """``--reuse-similar``: each prompt's representative over the whole plan (see ``similar``)."""
 
-    def __init__(self, store: Store, pipe: Any, plan: ImagePlan, existing: list[int], threshold: float):
-        from lugpi_cli.generation.similar import PromptIndex, prompt_vectors
+    rep: np.ndarray  # position -> representative position (itself for a representative)
+    similarity: np.ndarray
 
-        self.store, self.pipe, self.plan, self.threshold = store, pipe, plan, threshold
-        self._vectors = prompt_vectors
-        vectors = prompt_vectors(pipe, [plan.prompts[i] for i in existing])
-        self.index = PromptIndex(vectors.shape[1] if len(existing) else _width(pipe))
-        self.index.add(vectors, existing)
+    @classmethod
+    def build(cls, pipe: Any, plan: ImagePlan, threshold: float) -> "_SimilarGroups":
+        from lugpi_cli.generation.similar import assign_representatives, prompt_vectors
 
-    def split(self, batch: list[int]) -> tuple[list[int], list[tuple[int, int, float]], Any]:
-        """(positions to draw, [(position, source position, similarity)] to reuse, vectors of ``batch``)."""
-        vectors = self._vectors(self.pipe, [self.plan.prompts[i] for i in batch])
-        sims, sources = self.index.best(vectors)
-        reuse = [(i, int(src), float(sim)) for i, src, sim in zip(batch, sources, sims)
-                 if src >= 0 and sim >= self.threshold]
-        reused = {i for i, _, _ in reuse}
-        return [i for i in batch if i not in reused], reuse, vectors
+        order = sorted(range(len(plan.keys)), key=plan.keys.__getitem__)  # not the data set's order
+        rep, similarity = assign_representatives(prompt_vectors(pipe, plan.prompts), order, threshold)
+        return cls(rep, similarity)
 
-    def records(self, reuse: list[tuple[int, int, float]]) -> tuple[list, list]:
+    def shard(self, plan: ImagePlan, index: int, count: int) -> list[int]:
+        """Positions of the groups whose representative belongs to shard ``index``."""
+        owned = set(plan.shard(index, count))
+        return [i for i in range(len(plan.keys)) if int(self.rep[i]) in owned]
+
+    def copy_members(self, store: Store, plan: ImagePlan, members: list[int], summary: GenerationSummary,
+                     on_batch: Callable[[int], None] | None, chunk: int = 256) -> None:
+        """Copy each member's representative image under the member's key, with a ``reused/`` note."""
         from lugpi_cli.generation.similar import REUSED_PREFIX
 
-        raw = self.store.get_many("images", [self.plan.keys[src] for _, src, _ in reuse])
-        images, notes = [], []
-        for (i, src, sim), record in zip(reuse, raw):
-            if record is None:
-                continue
-            images.append((self.plan.keys[i], encode_image(record.data, record.format)))
-            notes.append(((REUSED_PREFIX + self.plan.keys[i].decode()).encode(), encode_json({
-                "prompt": self.plan.prompts[i], "source_prompt": self.plan.prompts[src],
-                "source_key": self.plan.keys[src].decode(), "similarity": round(sim, 6)})))
-        return images, notes
-
-
-def _width(pipe: Any) -> int:
-    config = pipe.text_encoder.config
-    return int(getattr(config, "projection_dim", None) if hasattr(pipe.text_encoder, "text_projection")
-               else config.hidden_size)
+        for start in range(0, len(members), chunk):
+            part = members[start:start + chunk]
+            sources = [int(self.rep[i]) for i in part]
+            raw = store.get_many("images", [plan.keys[src] for src in sources])
+            images, notes, bad = [], [], []
+            for i, src, record in zip(part, sources, raw):
+                if record is None:  # the representative failed: both are retried next run
+                    bad.append((i, f"reuses the image of {plan.prompts[src][:80]!r}, which failed"))
+                    continue
+                images.append((plan.keys[i], encode_image(record.data, record.format)))
+                notes.append(((REUSED_PREFIX + plan.keys[i].decode()).encode(), encode_json({
+                    "prompt": plan.prompts[i], "source_prompt": plan.prompts[src],
+                    "source_key": plan.keys[src].decode(), "similarity": round(float(self.similarity[i]), 6)})))
+            _commit(store, images, _failure_records(plan, bad), summary, plan, bad, notes)
+            summary.reused_similar += len(images)
+            if on_batch is not None:
+                on_batch(len(part))
 
 
 def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int], config: GenerationConfig,
-                      batch_size: int, summary: GenerationSummary, on_batch: Callable[[int], None] | None,
-                      similar: _SimilarPrompts | None = None) -> None:
+                      batch_size: int, summary: GenerationSummary, on_batch: Callable[[int], None] | None) -> None:
     diffusers_logger = logging.getLogger("diffusers")
     level = diffusers_logger.level
     diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
     try:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            if similar is not None:
-                whole, (batch, reuse, vectors) = batch, similar.split(batch)
-                copies, notes = similar.records(reuse)
-                store.write({"images": copies, "meta": notes}, overwrite=False)
-                summary.reused_similar += len(copies)
-                if on_batch is not None and copies:
-                    on_batch(len(copies))
-                if not batch:
-                    continue
             prompts = [plan.prompts[i] for i in batch]
             images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
             encoded = encode_images(images, config.image_format, config.quality)
@@ -283,22 +287,33 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
                     for i, data in zip(batch, encoded) if data is not None]
             bad = [(i, "non-finite pixels (NaN/inf) in the decoded image") for i, data in zip(batch, encoded)
                    if data is None]
-            failures = [(_failure_key(plan.keys[i]), encode_json({"prompt": plan.prompts[i], "seed": plan.seeds[i],
-                                                                  "reason": why})) for i, why in bad]
-            store.write({"images": good, "meta": failures}, overwrite=False)
-            if good:
-                store.delete_many("meta", [_failure_key(key) for key, _ in good])
+            _commit(store, good, _failure_records(plan, bad), summary, plan, bad)
             summary.generated += len(good)
-            summary.failed += len(bad)
-            if similar is not None:
-                drawn = {i for i, data in zip(batch, encoded) if data is not None}
-                similar.index.add(vectors[[j for j, i in enumerate(whole) if i in drawn]], [i for i in whole if i in drawn])
-            room = MAX_REPORTED_FAILURES - len(summary.failures)
-            summary.failures.extend({"prompt": plan.prompts[i], "reason": why} for i, why in bad[:max(room, 0)])
             if on_batch is not None:
                 on_batch(len(batch))
     finally:
         diffusers_logger.setLevel(level)
+
+
+def _failure_records(plan: ImagePlan, bad: list[tuple[int, str]]) -> list[tuple[bytes, bytes]]:
+    return [(_failure_key(plan.keys[i]), encode_json({"prompt": plan.prompts[i], "seed": plan.seeds[i],
+                                                      "reason": why})) for i, why in bad]
+
+
+def _commit(store: Store, good: list[tuple[bytes, bytes]], failures: list[tuple[bytes, bytes]],
+            summary: GenerationSummary, plan: ImagePlan, bad: list[tuple[int, str]],
+            notes: list[tuple[bytes, bytes]] = ()) -> None:
+    """Images, failure records and notes in one transaction; clear the failure records of the good ones."""
+    store.write({"images": good, "meta": [*failures, *notes]}, overwrite=False)
+    if good:
+        store.delete_many("meta", [_failure_key(key) for key, _ in good])
+    summary.failed += len(bad)
+    room = MAX_REPORTED_FAILURES - len(summary.failures)
+    summary.failures.extend({"prompt": plan.prompts[i], "reason": why} for i, why in bad[:max(room, 0)])
+
+
+def _all_present(store: Store, keys: Sequence[bytes]) -> bool:
+    return store.exists and all(store.contains_many("images", list(keys)))
 
 
 def recorded_failures(store: Store, generator_fp: str | None = None) -> list[dict[str, Any]]:

@@ -2,12 +2,19 @@
 
 Prompts are embedded with the diffusion pipeline's own text encoder (the
 pooled CLIP text embedding its UNet is conditioned on), L2-normalised, and
-searched with faiss (inner product = cosine) against the prompts whose images
-already exist. A prompt whose best match reaches the threshold gets a copy of
-that image under its own key — so every later stage reads it like any other —
-and a ``reused/<key>`` record in ``meta`` says from which prompt and how
-similar. Off by default: with it, which prompt was drawn first decides which
-image two near-duplicates share.
+grouped by :func:`assign_representatives`: in the order of their image keys,
+a prompt whose cosine similarity to an earlier *representative* reaches the
+threshold joins it, any other prompt becomes a representative. Only
+representatives are drawn; every other prompt gets a copy of its
+representative's image under its own key — so every later stage reads it like
+any other — and a ``reused/<key>`` record in ``meta`` says from which prompt
+and how similar.
+
+The grouping is computed over all the run's prompts before anything is drawn,
+in key order, so it does not depend on batch size, sharding (a shard owns the
+groups whose representative it owns), or where an interrupted run resumed. It
+does depend on which prompts the run has (its data set and splits), which is
+why the option is off by default and part of the generator fingerprint.
 """
 
 from __future__ import annotations
@@ -39,23 +46,55 @@ def prompt_vectors(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> n
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-class PromptIndex:
-    """Prompts with images, searchable by cosine similarity (faiss ``IndexFlatIP``)."""
+# float32 inner products of identical unit vectors can fall a few ulps short of 1.0
+SIMILARITY_TOLERANCE = 1e-6
 
-    def __init__(self, dim: int):
-        import faiss
 
-        self.index = faiss.IndexFlatIP(dim)
-        self.positions: list[int] = []
+def assign_representatives(vectors: np.ndarray, order: Sequence[int], threshold: float,
+                           chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy leader grouping of unit vectors; returns ``(representative, similarity)`` per row.
 
-    def add(self, vectors: np.ndarray, positions: Sequence[int]) -> None:
-        if len(positions):
-            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            self.positions.extend(positions)
+    Rows are visited in ``order``. A row joins the most similar representative
+    seen so far if that cosine similarity is at least ``threshold`` (less
+    :data:`SIMILARITY_TOLERANCE`); otherwise it becomes a representative
+    itself (``representative[i] == i``, similarity 1). Representatives are
+    kept in a faiss ``IndexFlatIP``; rows are searched a chunk at a time, and
+    the representatives found inside a chunk are compared with numpy, so the
+    result equals the one-row-at-a-time definition.
+    """
+    import faiss
 
-    def best(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(similarity, position) of each query's nearest prompt; position -1 when the index is empty."""
-        if not self.positions:
-            return np.full(len(vectors), -np.inf), np.full(len(vectors), -1)
-        sims, ids = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
-        return sims[:, 0], np.array([self.positions[i] if i >= 0 else -1 for i in ids[:, 0]])
+    n = len(vectors)
+    rep = np.arange(n)
+    similarity = np.ones(n, dtype=np.float32)
+    if n == 0:
+        return rep, similarity
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    rep_rows: list[int] = []  # index position -> row
+    cut = threshold - SIMILARITY_TOLERANCE
+    order = np.asarray(order, dtype=np.int64)
+    for start in range(0, n, chunk):
+        rows = order[start:start + chunk]
+        block = vectors[rows]
+        if index.ntotal:
+            sims, ids = index.search(block, 1)
+            best_sim, best_row = sims[:, 0].astype(np.float64), np.array([rep_rows[i] for i in ids[:, 0]])
+        else:
+            best_sim, best_row = np.full(len(rows), -np.inf), np.full(len(rows), -1)
+        within = block @ block.T
+        new: list[int] = []  # positions in ``rows`` that became representatives in this chunk
+        for j, row in enumerate(rows):
+            sim, source = best_sim[j], best_row[j]
+            if new:
+                k = int(np.argmax(within[j, new]))
+                if within[j, new[k]] > sim:
+                    sim, source = float(within[j, new[k]]), rows[new[k]]
+            if source >= 0 and sim >= cut:
+                rep[row], similarity[row] = source, min(sim, 1.0)
+            else:
+                new.append(j)
+        if new:
+            index.add(block[new])
+            rep_rows.extend(int(rows[j]) for j in new)
+    return rep, similarity

@@ -116,9 +116,11 @@ def meta_weight_step(
     meta_loss = F.cross_entropy(val_output.logits, _labels(val_batch))
     meta_params = [p for p in net.parameters() if p.requires_grad]
     meta_grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
+    meta_grads = _averaged_across_processes(
+        [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(meta_params, meta_grads)])
     meta_optimizer.zero_grad(set_to_none=True)
     for p, g in zip(meta_params, meta_grads):
-        p.grad = None if g is None else g.detach()
+        p.grad = g
     meta_optimizer.step()
 
     w = weights.detach().mean(dim=0)
@@ -129,3 +131,21 @@ def meta_weight_step(
         "w_text": float(w[1]),
         "w_image": float(w[2]),
     }
+
+
+def _averaged_across_processes(grads: list[Tensor]) -> list[Tensor]:
+    """The mean of each gradient over the processes of a DDP run (as is, in one process).
+
+    Every rank takes its meta step on its own training batch; averaging keeps the
+    ranks' weight nets identical, as DDP does for the student.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return grads
+    world = dist.get_world_size()
+    for g in grads:
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        g.div_(world)
+    return grads
+

@@ -45,6 +45,8 @@ def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
 def _mean_normalised(d: Tensor) -> Tensor:
     """``d / mean(d_ij, i != j)``: distances in units of the batch's mean distance (RKD's mu)."""
     b = d.shape[0]
+    if b < 2:  # a batch of one has no pair: nothing to normalise (and the loss is 0)
+        return d
     off = ~torch.eye(b, dtype=torch.bool, device=d.device)
     mu = d[off].mean().clamp(min=1e-12)
     return d / mu

@@ -130,8 +130,13 @@ def _loader(data, batch_size: int, collate: Callable, *, workers: int, shuffle: 
 # -- checkpoints ------------------------------------------------------------------
 
 def _save_checkpoint(path: Path, objective: "Objective", optimizer, scheduler, state: dict[str, Any],
-                     best_path: Path | None) -> None:
-    """Write the checkpoint to ``path.tmp`` and swap it in, so a kill never leaves half a checkpoint."""
+                     best_path: Path | None, *, rng: list[dict[str, Any]], scaler=None) -> None:
+    """Write the checkpoint to ``path.tmp`` and swap it in, so a kill never leaves half a checkpoint.
+
+    ``rng`` holds every process's random state (index = rank), so each rank of a
+    resumed DDP run continues its own dropout stream; ``scaler`` is the fp16 loss
+    scaler, if any.
+    """
     from safetensors.torch import save_model
 
     tmp = path.with_name(path.name + ".tmp")
@@ -142,7 +147,9 @@ def _save_checkpoint(path: Path, objective: "Objective", optimizer, scheduler, s
         shutil.copy2(best_path, tmp / "best.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(_rng_state(), tmp / "rng.pt")
+    torch.save({"ranks": rng}, tmp / "rng.pt")
+    if scaler is not None:
+        torch.save(scaler.state_dict(), tmp / "scaler.pt")
     extra = objective.extra_state()
     if extra:
         torch.save(extra, tmp / "extra.pt")
@@ -167,6 +174,13 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
+def _load_rng_state(path: Path, rank: int) -> None:
+    """Restore this rank's random state from a checkpoint's ``rng.pt``."""
+    saved = torch.load(path, weights_only=True)
+    ranks = saved.get("ranks", [saved])  # older checkpoints held one (rank 0's) state
+    _set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0])
+
+
 def _set_rng_state(saved: dict[str, Any]) -> None:
     torch.set_rng_state(saved["torch"])
     if saved["cuda"] and torch.cuda.is_available():
@@ -182,7 +196,42 @@ def load_checkpoint_state(path: Path) -> dict[str, Any] | None:
     return json.loads(trainer.read_text()) if trainer.exists() else None
 
 
+def _gather_rng(accelerator) -> list[dict[str, Any]]:
+    """Every process's random state, in rank order (a collective: all ranks call it)."""
+    if accelerator.num_processes == 1:
+        return [_rng_state()]
+    from accelerate.utils import gather_object
+
+    return list(gather_object([_rng_state()]))
+
+
 # -- the loop -----------------------------------------------------------------------
+
+def scheduler_steps_per_epoch(samples: int, batch_size: int, grad_accum: int, processes: int) -> int:
+    """How often accelerate steps the LR scheduler in one epoch.
+
+    Each of the ``processes`` ranks gets ``ceil(ceil(samples / batch_size) / processes)``
+    batches (accelerate pads the shards to equal length), takes an optimizer
+    step every ``grad_accum`` of them and at the end of the loader, and steps
+    the scheduler once per process for each optimizer step.
+    """
+    per_rank = math.ceil(math.ceil(samples / batch_size) / processes)
+    return math.ceil(per_rank / grad_accum) * processes
+
+
+def _short_window(batches: int, grad_accum: int) -> tuple[int, float]:
+    """Where the epoch's last, short accumulation window starts, and its loss factor.
+
+    accelerate divides every loss by ``grad_accum`` and steps at the end of the
+    loader, so a last window of ``r < grad_accum`` batches would weigh
+    ``r / grad_accum`` of a full one; multiplying its losses by
+    ``grad_accum / r`` makes every optimizer step a mean over its batches.
+    """
+    rest = batches % grad_accum
+    if rest == 0:
+        return batches, 1.0
+    return batches - rest, grad_accum / rest
+
 
 def evaluate(objective: Objective, loader, accelerator) -> dict[str, float]:
     """Accuracy and mean CE on a loader (gathered across processes)."""
@@ -252,16 +301,19 @@ def fit(
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    per_epoch = math.ceil(math.ceil(len(train_data) / cfg.batch_size) / cfg.grad_accum)
-    # accelerate steps the scheduler once per process per optimizer step (each process sees 1/N of an epoch)
+    processes = accelerator.num_processes
+    per_epoch = scheduler_steps_per_epoch(len(train_data), cfg.batch_size, cfg.grad_accum, processes)
     total_steps = per_epoch * cfg.epochs if cfg.max_steps is None else \
-        min(per_epoch * cfg.epochs, cfg.max_steps * accelerator.num_processes)
+        min(per_epoch * cfg.epochs, cfg.max_steps * processes)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), max(total_steps, 1))
     if state is not None:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
-        _set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=True))
+        _load_rng_state(checkpoint / "rng.pt", accelerator.process_index)
     objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
+    scaler = getattr(accelerator, "scaler", None)  # fp16 on a GPU
+    if state is not None and scaler is not None and (checkpoint / "scaler.pt").exists():
+        scaler.load_state_dict(torch.load(checkpoint / "scaler.pt", weights_only=True))
     val_loader = accelerator.prepare(_loader(val_data, cfg.eval_batch_size, collate, workers=cfg.workers,
                                              shuffle=False))
 
@@ -285,11 +337,13 @@ def fit(
         sums: dict[str, float] = {}
         batches = 0
         hooks = accelerator.unwrap_model(objective)
+        tail_start, tail_scale = _short_window(len(loader), cfg.grad_accum)
         for batch in loader:
             hooks.before_step(batch, scheduler.get_last_lr()[0])
             with accelerator.accumulate(objective):
                 loss_out, _ = objective(batch)
-                accelerator.backward(loss_out.total)
+                # accelerate divides by grad_accum; a short last window averages over its own batches
+                accelerator.backward(loss_out.total * (tail_scale if batches >= tail_start else 1.0))
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(objective.parameters(), cfg.max_grad_norm)
                 optimizer.step()
@@ -316,6 +370,7 @@ def fit(
             best, best_epoch, bad_epochs = val["accuracy"], epoch, 0
         else:
             bad_epochs += 1
+        rng = _gather_rng(accelerator)
         if accelerator.is_main_process:
             if improved:
                 save_model(accelerator.unwrap_model(objective), str(best_path))
@@ -323,7 +378,7 @@ def fit(
             history.append({**record, "best": improved})
             _save_checkpoint(checkpoint, accelerator.unwrap_model(objective), optimizer, scheduler,
                              {"epoch": epoch, "step": step, "best_metric": best, "best_epoch": best_epoch,
-                              "bad_epochs": bad_epochs}, best_path)
+                              "bad_epochs": bad_epochs}, best_path, rng=rng, scaler=scaler)
         accelerator.wait_for_everyone()
         if log is not None:
             parts = "  ".join(f"{k} {v / max(batches, 1):.4f}" for k, v in sums.items())

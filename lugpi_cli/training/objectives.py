@@ -16,8 +16,7 @@
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -154,21 +153,43 @@ class MetaObjective(Objective):
     """MSD with ``weighting="meta"``: a Meta-Weight-Net update before every ``meta_every``-th step.
 
     The validation split is the meta set; its batches are cycled. The weight net
-    and its optimizer live outside the student (not saved with it).
+    and its optimizer live outside the student (not saved with it, but saved in
+    checkpoints with the position in the validation cycle, so a resumed run
+    takes the same meta steps as an uninterrupted one).
     """
 
     def __init__(self, model: nn.Module, loss: DistillLoss, val_loader_factory: Callable[[], Any]):
         super().__init__(model, loss)
         self._val_factory = val_loader_factory
-        self._val_iter = None
+        self._val_iter: Iterator[dict[str, Any]] | None = None
+        self._val_drawn = 0  # validation batches taken so far (over all cycles)
         self._meta_optimizer = None
+        self._pending: dict[str, Any] | None = None  # loaded state, applied once the net is on its device
         self._steps = 0
         self.last_stats: dict[str, float] = {}
 
+    def _cycle(self) -> Iterator[dict[str, Any]]:
+        """The validation batches, round and round, resuming after ``_val_drawn`` of them."""
+        skip = self._val_drawn
+        if skip:
+            length = len(self._val_factory())
+            skip %= max(length, 1)
+        while True:
+            empty = True
+            for batch in self._val_factory():
+                empty = False
+                if skip:
+                    skip -= 1
+                    continue
+                yield batch
+            if empty:
+                raise ValueError("the meta step needs validation batches, but the validation split is empty")
+
     def _val_batch(self, device: torch.device) -> dict[str, Any]:
         if self._val_iter is None:
-            self._val_iter = itertools.cycle(self._val_factory())
+            self._val_iter = self._cycle()
         batch = next(self._val_iter)
+        self._val_drawn += 1
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def before_step(self, batch: dict[str, Any], lr: float) -> None:
@@ -183,21 +204,29 @@ class MetaObjective(Objective):
                                            meta_optimizer=self._meta_optimizer, make_inputs=make_inputs)
 
     def _ensure_meta(self) -> None:
-        device = next(self.model.parameters()).device
+        """Move the weight net beside the student and build its optimizer; apply a loaded state.
+
+        Loading waits until here, after ``accelerator.prepare`` moved the student: the
+        optimizer's state is then cast onto the device of the net's parameters.
+        """
         if self._meta_optimizer is None:
-            self.loss.to(device)
+            self.loss.to(next(self.model.parameters()).device)
             self._meta_optimizer = self.loss.make_meta_optimizer()
+        if self._pending is not None:
+            state, self._pending = self._pending, None
+            self.loss.weight_net.load_state_dict(state["weight_net"])
+            self._meta_optimizer.load_state_dict(state["meta_optimizer"])
 
     def extra_state(self) -> dict[str, Any]:
-        """The weight net, its optimizer and the step count (the validation batches restart their cycle)."""
+        """The weight net, its optimizer, the step count and the position in the validation cycle."""
         self._ensure_meta()
         return {"weight_net": self.loss.weight_net.state_dict(), "meta_optimizer": self._meta_optimizer.state_dict(),
-                "steps": self._steps}
+                "steps": self._steps, "val_drawn": self._val_drawn}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "weight_net" not in state:
             return
-        self._ensure_meta()
-        self.loss.weight_net.load_state_dict(state["weight_net"])
-        self._meta_optimizer.load_state_dict(state["meta_optimizer"])
+        self._pending = state
         self._steps = int(state["steps"])
+        self._val_drawn = int(state.get("val_drawn", 0))
+        self._val_iter = None

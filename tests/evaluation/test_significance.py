@@ -49,6 +49,13 @@ def test_chi2_with_continuity_correction(b, c):
     assert r["pvalue"] == pytest.approx(chi2.sf(stat, 1))
 
 
+@pytest.mark.parametrize("b", [15, 40])
+def test_chi2_with_equal_discordant_counts_is_no_evidence(b):
+    """b = c: the corrected statistic is max(0, |b - c| - 1)^2 / (b + c) = 0, not 1 / (b + c)."""
+    r = mcnemar_test(*paired(50, b, b, 10))
+    assert r["method"] == "chi2" and (r["statistic"], r["pvalue"]) == (0.0, 1.0)
+
+
 def test_switch_at_25_discordant_pairs():
     assert mcnemar_test(*paired(10, 14, 10, 5))["method"] == "exact"  # 24
     assert mcnemar_test(*paired(10, 15, 10, 5))["method"] == "chi2"  # 25

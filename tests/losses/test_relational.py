@@ -106,6 +106,17 @@ def test_rkd_defaults_and_invariances():
     assert not build_loss("rkd", w_d=0, w_a=0).requires_teacher
 
 
+def test_rkd_on_a_batch_of_one_is_zero_not_nan():
+    """A loader's last batch may hold one sample: no pairs, no triplets, so no relational loss."""
+    x = inputs(grad=True, e_s=E_S[:1], e_t=E_T[:1])
+    x.student_logits, x.labels = x.student_logits[:1], x.labels[:1]
+    out = RKDLoss()(x)
+    assert out.parts["dist"].item() == 0.0 and out.parts["angle"].item() == 0.0
+    assert torch.isfinite(out.total)
+    out.total.backward()
+    assert torch.isfinite(x.student_embedding.grad).all()
+
+
 def test_rkd_gradients_reach_the_student_only():
     x = inputs(grad=True)
     x.teacher_embedding.requires_grad_(True)

@@ -114,3 +114,114 @@ def test_run_names_locks_and_order(tmp_path):
         r.start("teacher", {"n": name})
         r.mark_done()
     assert [r.name for r in completed_runs(tmp_path / "runs", "teacher")] == ["r2", "r1"]
+
+
+@pytest.mark.parametrize("samples,batch,accum,processes", [
+    (100, 14, 4, 4), (100, 14, 1, 2), (24, 4, 1, 1), (28, 4, 4, 1), (57, 5, 3, 3), (7, 8, 2, 2)])
+def test_scheduler_length_matches_accelerates_sharding(samples, batch, accum, processes):
+    """Counted independently: the batches accelerate gives rank 0, its optimizer steps, one scheduler
+    step per process for each."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    from lugpi_cli.training.loop import scheduler_steps_per_epoch
+
+    shard = BatchSamplerShard(BatchSampler(SequentialSampler(range(samples)), batch, False),
+                              num_processes=processes, process_index=0, even_batches=True)
+    optimizer_steps = -(-len(list(shard)) // accum)
+    assert scheduler_steps_per_epoch(samples, batch, accum, processes) == optimizer_steps * processes
+    if (samples, batch, accum, processes) == (100, 14, 4, 4):
+        assert scheduler_steps_per_epoch(samples, batch, accum, processes) == 4  # 8 batches, 2 per rank, 1 step
+
+
+def test_a_short_last_accumulation_window_is_a_mean_over_its_batches():
+    """With the loop's factor, each optimizer step of accelerate's accumulation is the gradient of the
+    mean loss over the window's batches — computed by hand here for a linear model."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from lugpi_cli.training.loop import _short_window
+
+    assert _short_window(7, 4) == (4, 4 / 3) and _short_window(8, 4) == (8, 1.0) and _short_window(3, 4) == (0, 4 / 3)
+    AcceleratorState._reset_state(True)
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    xs = [torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0]]), torch.tensor([[0.5, 4.0]])]
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loader = torch.utils.data.DataLoader(torch.cat(xs), batch_size=1)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    start, scale = _short_window(len(loader), 2)
+    for i, x in enumerate(loader):
+        with accelerator.accumulate(model):
+            loss = model(x).sum()  # d loss / d w = x
+            accelerator.backward(loss * (scale if i >= start else 1.0))
+            optimizer.step()
+            optimizer.zero_grad()
+    # SGD with lr 1 from w = 0: w = -(mean(x0, x1) + x2)
+    expected = -((xs[0] + xs[1]) / 2 + xs[2])
+    torch.testing.assert_close(accelerator.unwrap_model(model).weight.detach(), expected)
+    AcceleratorState._reset_state(True)
+
+
+class _WithTeacher(TrainingData):
+    """Training items with fixed random teacher outputs (what the teacher cache supplies)."""
+
+    def __getitems__(self, idx):
+        import numpy as np
+
+        items = super().__getitems__(idx)
+        for item in items:
+            rng = np.random.default_rng(item["index"])
+            item["teacher"] = {k: rng.normal(size=2).astype(np.float32)
+                               for k in ("logits", "logits_text", "logits_image")}
+            item["teacher"]["embedding"] = rng.normal(size=32).astype(np.float32)
+        return items
+
+
+def _method_objective(tiny_models, kind, val, cfg):
+    from transformers import AutoTokenizer
+
+    from lugpi_cli.training.objectives import EmaObjective, MetaObjective
+
+    torch.manual_seed(0)
+    model = TextClassifier.from_pretrained(tiny_models["text"], labels=["neg", "pos"])
+    collate = Collator(AutoTokenizer.from_pretrained(tiny_models["text"]), 32)
+    if kind == "ema":
+        return EmaObjective(model, build_loss("ema", mixup=0.4), seed=cfg.seed), collate
+    loss = build_loss("msd", weighting="meta")
+    loss.prepare(num_labels=2)
+    return MetaObjective(model, loss, lambda: torch.utils.data.DataLoader(
+        val, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
+        generator=torch.Generator().manual_seed(cfg.seed))), collate
+
+
+@pytest.mark.parametrize("kind", ["meta", "ema"])
+def test_msd_meta_and_ema_resume_bit_for_bit(tmp_path, tiny_models, kind):
+    """The weight net, its optimizer and the place in the validation cycle (meta), the EMA teacher and
+    the mixup generator (ema) come back from the checkpoint: the resumed run ends where the straight one does."""
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-3, seed=5)
+    train, val = _WithTeacher(_samples(24, "train")), TrainingData(_samples(20, "validation"))
+    objective, collate = _method_objective(tiny_models, kind, val, cfg)
+    fit(Run(tmp_path / "straight"), objective, train, val, collate, cfg, device="cpu")
+    def everything(objective):  # the meta weight net lives outside the student's state
+        net = objective.loss.weight_net.state_dict() if kind == "meta" else {}
+        return {**objective.state_dict(), **{"weight_net." + k: v for k, v in net.items()}}
+
+    reference = {k: v.clone() for k, v in everything(objective).items()}
+
+    objective, collate = _method_objective(tiny_models, kind, val, cfg)
+    run = Run(tmp_path / "resumed")
+    steps = []
+
+    def stop_in_epoch_two(n, parts):
+        steps.append(n)
+        if len(steps) == 8:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(run, objective, train, val, collate, cfg, device="cpu", on_step=stop_in_epoch_two)
+    objective, collate = _method_objective(tiny_models, kind, val, cfg)
+    fit(run, objective, train, val, collate, cfg, device="cpu")
+    for name, value in everything(objective).items():
+        torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
