@@ -14,14 +14,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 try:  # recent typer carries its own copy of click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
     from typer.exceptions import Abort
 except ImportError:  # older typer: plain click
-    from click.exceptions import Abort, ClickException, NoArgsIsHelpError
+    from click.exceptions import Abort, BadParameter, ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from lugpi_cli import __version__, console
-from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
+from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, given_value
 
 
 def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
@@ -88,6 +88,9 @@ class LugpiGroup(TyperGroup):
         except ClickException as exc:  # bad option value, missing argument, ...
             from typer import rich_utils
 
+            value = given_value(exc, args) if isinstance(exc, BadParameter) else None
+            if value is not None and repr(value) not in exc.message:
+                exc.message = f"{exc.message} (got {value!r})"
             rich_utils.rich_format_error(exc)
             code = EXIT_USER_ERROR
         except Abort:

@@ -26,3 +26,18 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+def given_value(exc: BaseException, args: list[str]) -> str | None:
+    """The command-line value a :class:`BadParameter` is about (``--opt V`` or ``--opt=V``), if found."""
+    param = getattr(exc, "param", None)
+    names = set(getattr(param, "opts", []) or []) | set(getattr(param, "secondary_opts", []) or [])
+    if not names:
+        return None
+    found = None
+    for i, arg in enumerate(args):
+        if arg in names and i + 1 < len(args):
+            found = args[i + 1]
+        elif "=" in arg and arg.split("=", 1)[0] in names:
+            found = arg.split("=", 1)[1]
+    return found

@@ -45,13 +45,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from lugpi_cli.errors import UserError
+from lugpi_cli.errors import UserError, given_value
 
 STAGES = {"generate": "generate", "embed": "embed", "teacher": "train-teacher", "student": "distill",
           "ablate": "ablate", "evaluate": "evaluate"}
 TOP_KEYS = {"title", "description", "dataset", "paper", *STAGES}
 DATASET_KEYS = {"name", "data", "text_col", "label_col", "split_col", "prompt_col", "id_col", "limit"}
-RESERVED = {"json_out", "run", "force", "dataset"}  # set by the runner, never by the recipe
+RESERVED = {"json_out", "json", "run", "force", "dataset", "csv_path"}  # set by the runner, never by the recipe
 PATH_KEYS = {"data", "csv", "out", "recipe"}
 
 
@@ -180,10 +180,12 @@ def _argv(option_names: dict[str, Any], values: dict[str, Any], where: str) -> l
     for key, value in values.items():
         param = option_names.get(key)
         if param is None or key in RESERVED:
-            valid = sorted(k for k in option_names if k not in RESERVED and k not in DATASET_KEYS)
+            valid = sorted({_key_of(p) for p in option_names.values()} - RESERVED - DATASET_KEYS)
             raise UserError(f"{where}: unknown key {key!r}", f"Valid keys: {', '.join(valid)}.")
         flag = param.opts[0]
-        if getattr(param, "is_flag", False) and isinstance(value, bool):
+        if getattr(param, "is_flag", False) and not isinstance(value, bool):
+            raise UserError(f"{where}: {key} takes true or false, got {value!r}")
+        if getattr(param, "is_flag", False):
             if value:
                 args.append(flag)
             elif param.secondary_opts:
@@ -194,6 +196,12 @@ def _argv(option_names: dict[str, Any], values: dict[str, Any], where: str) -> l
                 raise UserError(f"{where}: {key} must be a single value, got {item!r}")
             args += [flag, str(item).lower() if isinstance(item, bool) else str(item)]
     return args
+
+
+def _key_of(param: Any) -> str:
+    """The recipe key users see for an option: its long name (``format`` for ``--format``)."""
+    long = next((o for o in param.opts if o.startswith("--")), None)
+    return long[2:].replace("-", "_") if long is not None else param.name
 
 
 def _dataset_argv(recipe: Recipe) -> list[str]:
@@ -271,6 +279,9 @@ def check(recipe: Recipe) -> None:
                 ctx = command.make_context(step.command, argv[1:], resilient_parsing=False)
         except Exception as exc:  # the command's parser: bad type, out of range, missing value
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            value = given_value(exc, argv[1:])
+            if value is not None and repr(value) not in message:
+                message += f" (got {value!r})"
             raise UserError(f"{where}: {message}", "Each key is the command's option without the dashes.") from exc
         step.params = dict(ctx.params)
         _semantic_check(step, where)

@@ -76,7 +76,7 @@ def ablate_command(
                                                   "labels; L2; both) at alpha 3, beta 1, tau 8.")] = None,
     fixed: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="KEY=VALUE held fixed in every cell "
                                                        "(repeatable), e.g. --set tau=8.")] = None,
-    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A TOML file with an [ablate] table "
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A TOML file with an \\[ablate] table "
                                                    "(grid, set, seeds, preset, teacher, jobs).")] = None,
     teacher: Annotated[Optional[str], typer.Option("--teacher", "-t", help="Teacher run (default: the most "
                                                    "recent finished one).")] = None,

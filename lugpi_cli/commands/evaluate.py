@@ -77,7 +77,7 @@ def evaluate_command(
                                                "(the paper's: 0.001).")] = DEFAULT_ALPHA,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV here.")] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown (for papers).")] = False,
-    paper: Annotated[Optional[Path], typer.Option("--paper", help="A recipe whose [paper] table holds the paper's "
+    paper: Annotated[Optional[Path], typer.Option("--paper", help="A recipe whose \\[paper] table holds the paper's "
                                                   "numbers for its rows: printed beside the measured ones.")] = None,
     json_out: JsonFlag = False,
 ) -> None:

@@ -171,8 +171,9 @@ def embed_images(
             summary.embedded += len(records)
             if on_batch is not None:
                 on_batch(len(records))
-    sample = next((keys[k] for k in wanted if k in keys), None)
-    record = store.get("features", sample) if sample is not None else None
+    # the shapes, from a feature that exists (the first wanted image may be missing)
+    stored = [k for k, have in zip(wanted, done) if have] + todo[:1]
+    record = store.get("features", keys[stored[0]]) if stored else None
     if record is not None:
         summary.pooled_dim = int(record["pooled"].shape[-1])
         summary.tokens_shape = list(record["tokens"].shape) if "tokens" in record else None

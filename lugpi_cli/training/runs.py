@@ -32,6 +32,14 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.runtime import library_versions
 from store import fingerprint
 
+def checked_run_name(name: str) -> str:
+    """A ``--run NAME`` given by the user: one directory name under ``runs/``."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith("."):
+        raise UserError(f"--run {name!r} is not a run name",
+                        "Use one directory name of letters, digits, '-', '_' or '.', e.g. --run lugpi-a3-t8.")
+    return name
+
+
 def run_name(kind: str, dataset: str, config: dict[str, Any]) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset.lower())
     return f"{kind}-{safe}-{fingerprint(config)[:12]}"

@@ -29,7 +29,7 @@ from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
-from lugpi_cli.training.runs import Run, completed_runs, find_run, run_name
+from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, run_name
 from store import Store, encode_bundle, fingerprint, record_key
 
 DEFAULT_TEXT_MODEL = "distilbert-base-uncased"
@@ -226,7 +226,7 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
     if uses_text:
         _check_text_model(spec.text_model)
     config = teacher_config(ds.fingerprint(), spec, cfg, features)
-    the_run = Run(runs_dir / (run or run_name("teacher", ds.name, config)))
+    the_run = Run(runs_dir / (checked_run_name(run) if run is not None else run_name("teacher", ds.name, config)))
     reused = _existing(the_run, force, config)
     if reused is not None:
         return reused
@@ -397,7 +397,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
     teacher_fp = teacher_config.get("output_fingerprint") if teacher_config else None
     _check_text_model(spec.text_model)
     config = student_config(ds.fingerprint(), spec, loss.hparams, cfg, teacher_fp)
-    the_run = Run(runs_dir / (run or run_name("student", ds.name, config)))
+    the_run = Run(runs_dir / (checked_run_name(run) if run is not None else run_name("student", ds.name, config)))
     reused = _existing(the_run, force, config)
     if reused is not None:
         return reused

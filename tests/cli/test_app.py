@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -25,6 +27,16 @@ def test_no_arguments_prints_help(cli):
 def test_bad_option_is_exit_1_with_a_message(cli):
     result = cli("store", "verify", "--no-such-flag", code=1)
     assert "No such option" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,shown", [
+    (("distill", "--alpha", "abc"), "(got 'abc')"),
+    (("evaluate", "--alpha-level=abc"), "(got 'abc')"),
+    (("train-teacher", "x", "--epochs", "0"), "(got '0')"),
+])
+def test_a_value_that_does_not_parse_is_named(cli, args, shown):
+    result = cli(*args, code=1)
+    assert shown in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
 
 
 def test_json_before_or_after_the_subcommand(cli, workspace):

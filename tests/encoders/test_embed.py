@@ -85,6 +85,10 @@ def test_resume_embeds_only_the_rest(tmp_path, tiny_models, cli, tiny_csv, works
     assert (first.embedded, second.embedded, second.reused) == (3, 5, 3)
     third = embed_images(store, keys, config, factory)
     assert third.embedded == 0 and len(factory_calls) == 2  # nothing to do: the encoder is not loaded
+    # the first wanted image missing: the shapes still come from a stored feature (not "pooled only")
+    absent = keys[0][:17] + b"0" * 32
+    partial = embed_images(store, [absent, *keys[:2]], config, factory)
+    assert partial.missing_images == 1 and partial.tokens_shape is not None and partial.pooled_dim > 0
 
 
 def test_embed_before_generate_and_missing_images(cli, tiny_models, tiny_csv, workspace):

@@ -97,7 +97,9 @@ def test_broken_recipes_fail_before_any_work(cli, workspace, tmp_path, tiny_mode
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('steps = 2', 'steps = "many"', "steps"),
+        ('steps = 2', 'steps = "many"', "(got 'many')"),
+        ('alpha = 0.0', 'alpha = "abc"', "(got 'abc')"),
+        ('[[embed]]\n', '[[embed]]\npooled_only = "yes"\n', "pooled_only takes true or false, got 'yes'"),
         ('format = "png"', 'format = "gif"', "unknown image format 'gif'"),
         ('hidden = 32', 'hidden = 32\nmodality = "audio"', "--modality"),
         ('teacher = "teacher"', 'teacher = "nobody"', "'nobody' is not a [[teacher]] id"),
@@ -111,6 +113,15 @@ def test_bad_values_name_the_key(cli, workspace, tmp_path, tiny_models, tiny_csv
     err = cli("run", recipe, code=1).stderr
     assert message in err and "tiny.toml" in err and "Traceback" not in err
     assert not workspace.exists()
+
+
+def test_valid_keys_are_the_options_long_names(cli, workspace, tmp_path, tiny_models, tiny_csv):
+    recipe = _recipe(tmp_path, tiny_models, tiny_csv)
+    recipe.write_text(recipe.read_text().replace("steps = 2", "stepz = 2", 1))
+    err = cli("run", recipe, code=1).stderr
+    valid = err.split("Valid keys:", 1)[1]
+    assert "steps" in valid and "format" in valid
+    assert not {"json", "image_format", "json_out"} & set(valid.replace(",", " ").replace(".", " ").split())
 
 
 def test_missing_files(cli, workspace, tmp_path, tiny_models, tiny_csv):

@@ -177,6 +177,13 @@ def test_a_named_run_with_other_settings_is_refused(cli, teacher_args, text_args
         "status"] == "trained"
 
 
+@pytest.mark.parametrize("name", ["../escape", "a b/c", "..", ".hidden"])
+def test_a_run_name_is_one_directory_under_runs(cli, workspace, teacher_args, name):
+    err = cli(*teacher_args, "--run", name, code=1).stderr
+    assert f"--run {name!r} is not a run name" in err and "Traceback" not in err
+    assert not (workspace / "escape").exists() and not (workspace / "runs" / "a b").exists()
+
+
 def test_training_device_errors(cli, teacher_args, text_args):
     cli(*teacher_args)
     assert "fp16 needs a GPU" in cli("distill", *text_args, "--mixed-precision", "fp16", "--device", "cpu",
