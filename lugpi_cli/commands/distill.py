@@ -54,6 +54,14 @@ def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[s
 EXPLICIT_FLAGS = ("alpha", "beta", "tau", "soften", "tau2")
 
 
+def method_defaults(key: str) -> str:
+    """Each method's default for an option, e.g. ``"kd 4, lugpi 8, msd 4"`` (one value if they agree)."""
+    found = {name: cls.options[key].default for name, cls in sorted(LOSSES.items()) if key in cls.options}
+    if len(set(map(repr, found.values()))) == 1:
+        return f"{', '.join(found)}: {next(iter(found.values()))}"
+    return ", ".join(f"{name} {value}" for name, value in found.items())
+
+
 def method_flag_table() -> dict[str, tuple[Any, list[str]]]:
     """Every registered method's options (beyond the explicit LUGPI ones): name -> (Option, methods)."""
     table: dict[str, tuple[Any, list[str]]] = {}
@@ -81,7 +89,8 @@ def distill_command(
                                                    "(lugpi default 3).")] = None,
     beta: Annotated[Optional[float], typer.Option("--beta", help="Weight of ||e_T - e_S||^2 (lugpi default 1).")]
     = None,
-    tau: Annotated[Optional[float], typer.Option("--tau", help="Temperature softening the teacher (default 8).")]
+    tau: Annotated[Optional[float], typer.Option("--tau", help="Temperature softening the teacher (default: the "
+                                               f"method's, {method_defaults('tau')}).")]
     = None,
     soften: Annotated[Optional[str], typer.Option("--soften", help="teacher (the paper's text) or both "
                                                   "(Hinton).")] = None,
@@ -142,7 +151,10 @@ def _with_method_flags(func):
     for key, (option, methods) in method_flag_table().items():
         flag = "--" + key.replace("_", "-")
         decl = f"{flag}/--no-{key.replace('_', '-')}" if option.type is bool else flag
-        text = f"{option.help} (method {', '.join(methods)}; default {option.default})".strip()
+        helps = dict.fromkeys(LOSSES[m].options[key].help for m in methods)
+        text = (f"{option.help} (default {method_defaults(key)})" if len(helps) == 1 else
+                "; ".join(f"{m}: {LOSSES[m].options[key].help} (default {LOSSES[m].options[key].default})"
+                          for m in methods))
         annotation = Annotated[Optional[option.type], typer.Option(decl, help=text, show_default=False,
                                                                    rich_help_panel="Options of other methods")]
         params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))

@@ -142,9 +142,18 @@ class Comparison:
                                   f"{self.alpha_level:g}), {self.split} split.\n"
 
     def pivot(self) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
-        """Rows = model labels, columns = data sets (the paper's Table 1 layout)."""
-        labels = list(dict.fromkeys(r.label for r in self.rows))
-        cells = {(r.label, r.dataset): r for r in self.rows}
+        """Rows = model labels, columns = data sets (the paper's Table 1 layout).
+
+        Runs of one data set whose labels coincide (settings the label does not
+        show, e.g. an ablation's learning rates) keep one row each, their label
+        followed by the run name, instead of overwriting each other.
+        """
+        seen: dict[tuple[str, str], int] = {}
+        for r in self.rows:
+            seen[(r.label, r.dataset)] = seen.get((r.label, r.dataset), 0) + 1
+        keyed = [(r.label if seen[(r.label, r.dataset)] == 1 else f"{r.label} [{r.run}]", r) for r in self.rows]
+        labels = list(dict.fromkeys(label for label, _ in keyed))
+        cells = {(label, r.dataset): r for label, r in keyed}
         return labels, self.datasets, cells
 
     def _pivot_markdown(self) -> str:

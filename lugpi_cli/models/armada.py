@@ -54,6 +54,10 @@ __all__ = ["ORTHOGONAL_MAPS", "ArmadaTeacher", "flatten_vectors"]
 #: about 0.8 s for "householder" and 1.6 s for "matrix_exp").
 ORTHOGONAL_MAPS = ("cayley", "householder", "matrix_exp")
 DEFAULT_PROJ_DIM = 768
+#: Widest image feature the orthogonal projection takes. Every map of torch's parametrization works on a
+#: D x D matrix (cayley: ~1 GB and ~4 s per step at D = 4096 on 2 CPU cores; householder ~70 s there), so
+#: D = 16,384 (VAE latents of a large image) would take gigabytes and minutes per step.
+MAX_IMAGE_DIM = 4096
 
 
 def flatten_vectors(image_tokens: Tensor) -> Tensor:
@@ -101,6 +105,12 @@ class ArmadaTeacher(nn.Module):
         self.proj_dim = int(proj_dim) if proj_dim is not None else min(self.image_dim, DEFAULT_PROJ_DIM)
         if self.image_dim < 1 or self.proj_dim < 1:
             raise UserError(f"ARMADA needs positive widths, got image_dim={image_dim}, proj_dim={proj_dim}")
+        if self.image_dim > MAX_IMAGE_DIM:
+            raise UserError(
+                f"ARMADA's orthogonal projection cannot take {self.image_dim}-dim image features (at most "
+                f"{MAX_IMAGE_DIM}: it works on a D x D matrix, gigabytes and minutes per step beyond that)",
+                "Use pooled CLIP/ViT features (768-1024 dims), or smaller VAE latents "
+                "(`lugpi embed ... --encoder vae-latent --vae-size 64`).")
         self.id2label = id2label_from(labels, self.num_labels)
         self.model_config: dict[str, Any] = {
             "kind": "armada",

@@ -142,3 +142,21 @@ def test_two_sample_sets_of_one_data_set_stay_apart(cli, workspace):
     out = json.loads(cli("evaluate", "--json").stdout)
     assert out["baselines"] == {"films": "base-full", "films (limit 100)": "base-small"}
     assert {r["run"]: r["dataset"] for r in out["runs"]}["lugpi-full"] == "films"
+
+
+def test_runs_with_one_label_keep_a_row_each_in_the_pivot():
+    """Two runs of one data set labelled alike (an lr ablation) both appear; across data sets one row."""
+    from lugpi_cli.evaluation.compare import Comparison, Row
+
+    def row(run, label, dataset, acc):
+        return Row(run, f"runs/{run}", label, "student", dataset, {"accuracy": acc})
+
+    comparison = Comparison("test", 0.05, [
+        row("s-lr1", "LUGPI student", "cwi-news", 0.6), row("s-lr2", "LUGPI student", "cwi-news", 0.4),
+        row("b-1", "Fine-tuned", "cwi-news", 0.5), row("b-2", "Fine-tuned", "imdb", 0.7)])
+    labels, datasets, cells = comparison.pivot()
+    assert labels == ["LUGPI student [s-lr1]", "LUGPI student [s-lr2]", "Fine-tuned"]
+    assert cells[("LUGPI student [s-lr2]", "cwi-news")].metrics["accuracy"] == 0.4
+    assert cells[("Fine-tuned", "imdb")].run == "b-2" and cells[("Fine-tuned", "cwi-news")].run == "b-1"
+    markdown = comparison.to_markdown()  # several data sets: the pivot
+    assert "60.00" in markdown and "40.00" in markdown

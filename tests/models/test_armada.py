@@ -162,3 +162,13 @@ def test_learns_a_linear_task_through_both_heads(one_thread):
     acc_aux = (out.extra["logits_aux"].argmax(-1) == y_test).float().mean().item()
     assert acc_main > 0.85 and acc_aux > 0.85, (acc_main, acc_aux)
     assert orthogonality_error(model.projection_matrix.detach()) < 1e-4
+
+
+def test_too_wide_image_features_are_refused_with_a_way_out():
+    from lugpi_cli.errors import UserError
+    from lugpi_cli.models.armada import MAX_IMAGE_DIM
+
+    ArmadaTeacher(MAX_IMAGE_DIM, 2, hidden=8, proj_dim=4)  # the widest accepted
+    with pytest.raises(UserError, match="16384-dim image features") as info:
+        ArmadaTeacher(16384, 2, hidden=8)
+    assert "--vae-size" in info.value.hint

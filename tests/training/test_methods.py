@@ -111,3 +111,13 @@ def test_ema_teacher_is_the_closed_form_average(tiny_models):
     expected = d ** 4 * history[0] + sum((1 - d) * d ** (4 - i) * history[i] for i in range(1, 5))
     torch.testing.assert_close(dict(objective.ema.named_parameters())[name], expected)
     assert not any(p.requires_grad for p in objective.ema.parameters())
+
+
+def test_help_gives_each_methods_default():
+    from lugpi_cli.commands.distill import method_defaults
+    from lugpi_cli.losses import LOSSES
+
+    assert method_defaults("gamma") == f"armada {LOSSES['armada'].options['gamma'].default}, " \
+                                       f"sp {LOSSES['sp'].options['gamma'].default}"
+    assert "sp 3000" in method_defaults("gamma") and "kd 4.0" in method_defaults("tau")
+    assert method_defaults("lam") == "kd: 0.5"
