@@ -97,6 +97,12 @@ class LugpiGroup(TyperGroup):
             code = EXIT_INTERRUPTED
         except (UserError, StoreError) as exc:
             code = _report(exc, getattr(exc, "exit_code", EXIT_USER_ERROR))
+        except BrokenPipeError:  # `lugpi ... | head`: the reader has what it wanted
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+            code = 0
         except KeyboardInterrupt:
             console.err_console().print("Interrupted; finished batches are kept, rerun to resume.")
             code = EXIT_INTERRUPTED

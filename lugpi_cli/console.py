@@ -71,11 +71,19 @@ def use_json(flag: bool) -> State:
 PIPE_WIDTH = 200  # columns when output goes to a file or pipe (rich would assume 80)
 
 
+class _Console(Console):
+    """rich's Console, but a closed pipe (``lugpi ... | head``) is the reader's choice, not a failure:
+    the CLI exits 0 quietly instead of rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def human() -> Console:
     """Where people-facing output goes: stdout normally, stderr in JSON mode."""
     stream = sys.stderr if _state.json else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
-    return Console(file=stream, quiet=_state.quiet, highlight=False, width=width)
+    return _Console(file=stream, quiet=_state.quiet, highlight=False, width=width)
 
 
 def err_console() -> Console:

@@ -59,8 +59,8 @@ def load(loader: Callable[..., T], model: str, *, what: str, revision: str | Non
             f"cannot load {what} {model!r}: {mode}",
             "On a machine with network, run `huggingface-cli download "
             f"{model}` (or save_pretrained() it to a directory), copy the cache (~/.cache/huggingface) or the "
-            "directory here, and pass the directory's path instead of the id. Set HF_HUB_OFFLINE=1 to fail at once "
-            "when offline.",
+            "directory here, and pass the directory's path instead of the id."
+            + ("" if offline() else " Set HF_HUB_OFFLINE=1 to fail at once when offline."),
         ) from exc
 
 

@@ -62,6 +62,11 @@ def method_defaults(key: str) -> str:
     return ", ".join(f"{name} {value}" for name, value in found.items())
 
 
+def _help_of(option: Any) -> str:
+    """An option's help, with its choices when it has some."""
+    return f"{option.help}: {'|'.join(map(str, option.choices))}" if option.choices else option.help
+
+
 def method_flag_table() -> dict[str, tuple[Any, list[str]]]:
     """Every registered method's options (beyond the explicit LUGPI ones): name -> (Option, methods)."""
     table: dict[str, tuple[Any, list[str]]] = {}
@@ -151,9 +156,9 @@ def _with_method_flags(func):
     for key, (option, methods) in method_flag_table().items():
         flag = "--" + key.replace("_", "-")
         decl = f"{flag}/--no-{key.replace('_', '-')}" if option.type is bool else flag
-        helps = dict.fromkeys(LOSSES[m].options[key].help for m in methods)
-        text = (f"{option.help} (default {method_defaults(key)})" if len(helps) == 1 else
-                "; ".join(f"{m}: {LOSSES[m].options[key].help} (default {LOSSES[m].options[key].default})"
+        helps = dict.fromkeys(_help_of(LOSSES[m].options[key]) for m in methods)
+        text = (f"{_help_of(option)} (default {method_defaults(key)})" if len(helps) == 1 else
+                "; ".join(f"{m}: {_help_of(LOSSES[m].options[key])} (default {LOSSES[m].options[key].default})"
                           for m in methods))
         annotation = Annotated[Optional[option.type], typer.Option(decl, help=text, show_default=False,
                                                                    rich_help_panel="Options of other methods")]

@@ -24,7 +24,8 @@ from lugpi_cli.lineage import image_source, record_embedding
 def embed_command(
     dataset: DatasetArg,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="clip (openai/clip-vit-base-patch32), vit "
-                                         "(google/vit-base-patch16-224), or any image model id or directory.")]
+                                         "(google/vit-base-patch16-224), vae-latent (the generator's VAE latents), or any "
+                                         "image model id or directory.")]
     = "clip",
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of the encoder.")] = None,
     vae_model: Annotated[Optional[str], typer.Option("--vae-model", help="--encoder vae-latent: the diffusion "

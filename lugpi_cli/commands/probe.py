@@ -30,7 +30,7 @@ def image_vectors(store, ds, encoder: str, samples) -> np.ndarray:
     missing = sum(r is None for r in records)
     if missing:
         raise UserError(f"{missing} sample(s) of {ds.name} have no {encoder!r} features",
-                        f"Run `lugpi embed {ds.name} --encoder {encoder}` first.")
+                        f"Run `lugpi embed {ds.name} --encoder {encoder}` first (with the same --limit).")
     return np.stack([r["pooled"] for r in records]).astype(np.float32)
 
 
@@ -80,6 +80,8 @@ def probe_command(
                           same_split=split == "train", index=index)
             results[space][split] = r.to_json(ds.label_names)
     result = {"dataset": ds.name, "k": k, "results": results}
+    train_n, smallest = len(splits["train"]), min(np.bincount([s.label for s in splits["train"]]))
+    crowded = k >= smallest
 
     def render(out: Console) -> None:
         for space, by_split in results.items():
@@ -89,6 +91,9 @@ def probe_command(
                 table.add_row(split, str(r["n"]), f"{100 * r['accuracy']:.2f}", f"{100 * r['chance']:.2f}",
                               *(f"{100 * r['per_class'].get(n, float('nan')):.1f}" for n in ds.label_names))
             out.print(table)
+        if crowded:
+            out.print(f"Note: k={k} is not below the smallest class's {smallest} training samples (of {train_n}): "
+                      "the vote then follows class sizes more than neighbourhoods; use a smaller --k.")
 
     console.emit(result, render)
 

@@ -23,7 +23,7 @@ def report_command(
                                                     "latest fine-tuned baseline on the same data).")] = None,
     student: Annotated[Optional[list[str]], typer.Option("--student", "-s", help="Students to show (repeatable; "
                                                          "default: the latest distilled from the teacher).")] = None,
-    ablation: Annotated[Optional[Path], typer.Option("--ablation", help="An `lugpi ablate` output directory "
+    ablation: Annotated[Optional[Path], typer.Option("--ablation", help="A `lugpi ablate` output directory "
                                                      "(its heatmap joins the report).")] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Examples on the contact sheet.")] = 12,

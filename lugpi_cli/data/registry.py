@@ -104,7 +104,7 @@ def locate_builtin(name: str, data: str | Path | None = None) -> Any:
     detail = ""
     if name.startswith("cwi-"):
         missing = cwi.missing_files(name, roots[0][1]) if data is not None else cwi.file_names(name)
-        detail = f" (missing: {', '.join(missing)})"
+        detail = f" (missing: {', '.join(missing)})" if missing else ""
     raise UserError(f"no local copy of data set {name!r}{detail}: looked in {looked}", _fetch_hint(builtin))
 
 

@@ -164,6 +164,10 @@ def probability_densities(runs: dict[str, Run], split: str, path: Path) -> Path:
 def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, students: Sequence[Run] = (),
                  ablation: Path | None = None, split: str = "test", examples: int = 12) -> Report:
     report = Report(out_dir)
+    heatmap = Path(ablation) / "heatmap.png" if ablation is not None else None
+    if heatmap is not None and not heatmap.exists():  # before anything of an earlier report is removed
+        what = "does not exist" if not Path(ablation).exists() else "holds no heatmap.png"
+        raise UserError(f"--ablation {ablation} {what}", "Pass the output directory of `lugpi ablate`.")
     for stale in ("contact_sheet.png", "densities.png", "heatmap.png", "index.html", "report.json"):
         (out_dir / stale).unlink(missing_ok=True)  # a re-run never leaves an old picture behind
     shutil.rmtree(out_dir / "images", ignore_errors=True)
@@ -180,10 +184,7 @@ def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, st
                         "baseline": e.baseline} for e in picked]
     runs = {"teacher": teacher, **{f"student: {run_label(s.config())}": s for s in students}, "baseline": baseline}
     report.files["densities"] = str(probability_densities(runs, split, out_dir / "densities.png"))
-    if ablation is not None:
-        heatmap = Path(ablation) / "heatmap.png"
-        if not heatmap.exists():
-            raise UserError(f"no heatmap.png in {ablation}", "Pass the output directory of `lugpi ablate`.")
+    if heatmap is not None:
         shutil.copy2(heatmap, out_dir / "heatmap.png")
         report.files["heatmap"] = str(out_dir / "heatmap.png")
     labels = {name: run_label(run.config()) for name, run in runs.items()}

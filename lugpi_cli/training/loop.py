@@ -62,6 +62,10 @@ class TrainConfig:
             raise UserError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise UserError(f"--early-stopping must be at least 1 epoch, got {self.early_stopping}")
+        if not self.weight_decay >= 0:
+            raise UserError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not self.max_grad_norm >= 0:
+            raise UserError(f"--max-grad-norm must be >= 0 (0 turns clipping off), got {self.max_grad_norm}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"--warmup must be in [0, 1), got {self.warmup_ratio}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):

@@ -81,3 +81,25 @@ def test_console_script_and_module_entry_points(tmp_path):
     for cmd in (["lugpi", "--version"], [sys.executable, "-m", "lugpi_cli", "--version"]):
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert done.returncode == 0 and done.stdout.startswith("lugpi ")
+
+
+def test_a_closed_pipe_is_a_quiet_success(tmp_path):
+    """`lugpi ... | head`: the reader stopped reading; no error, no traceback, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from store import Store, encode_array, fingerprint, record_key
+
+    fp = fingerprint({"pipe": 1})
+    Store(tmp_path / "store", create=True).put("features", record_key(fp, "x"), encode_array(np.zeros(2)))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "lugpi_cli", "--workspace", str(tmp_path), "store", "info"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -66,7 +67,10 @@ def test_report_limits_and_defaults(cli, workspace):
     _world(workspace, right_wrong=30)
     out = json.loads(cli("report", "--examples", "8", "--json").stdout)  # teacher and baseline found by default
     assert out["teacher"] == "teacher" and out["baseline"] == "baseline" and out["panels"] == 8
-    assert "no heatmap" in cli("report", "--ablation", workspace, code=1).stderr
+    before = {p: p.read_bytes() for p in Path(out["files"]["contact_sheet"]).parent.glob("*.*")}
+    assert "holds no heatmap.png" in cli("report", "--ablation", workspace, code=1).stderr
+    assert "does not exist" in cli("report", "--ablation", workspace / "nowhere", code=1).stderr
+    assert {p: p.read_bytes() for p in before} == before  # the earlier report is left as it was
 
 
 def test_without_disagreement_the_first_samples_are_shown(cli, workspace):

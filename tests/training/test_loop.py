@@ -94,7 +94,8 @@ def test_max_steps_and_early_stopping(tmp_path, tiny_models):
 
 def test_train_config_checks():
     for bad, message in ((dict(epochs=0), "--epochs"), (dict(lr=0), "--lr"), (dict(batch_size=0), "--batch-size"),
-                         (dict(mixed_precision="fp8"), "--mixed-precision"), (dict(warmup_ratio=1.5), "--warmup")):
+                         (dict(mixed_precision="fp8"), "--mixed-precision"), (dict(warmup_ratio=1.5), "--warmup"),
+                         (dict(weight_decay=-1.0), "--weight-decay"), (dict(max_grad_norm=-1.0), "--max-grad-norm")):
         with pytest.raises(UserError, match=message):
             TrainConfig(**bad).check()
 

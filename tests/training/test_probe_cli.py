@@ -23,3 +23,11 @@ def test_probe_image_and_text(cli, table, tiny_models):
 def test_probe_without_features(cli, table):
     err = cli("probe", table, "--text-col", "text", "--label-col", "label", "--encoder", "vit", code=1).stderr
     assert "lugpi embed" in err
+
+
+def test_probe_notes_a_k_as_large_as_a_class(cli, table, tiny_models):
+    args = ("probe", table, "--text-col", "text", "--label-col", "label", "--prompt-col", "prompt",
+            "--encoder", tiny_models["clip"])
+    assert "Note: k=500" in cli(*args, "--k", "500").stdout
+    assert "Note:" not in cli(*args, "--k", "1").stdout
+
