@@ -24,11 +24,21 @@ from lugpi_cli import __version__, console
 from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, given_value
 
 
+def _json_error(message: str, hint: str | None, code: int) -> None:
+    """Under ``--json`` a failed command still prints one JSON object on stdout, for scripts."""
+    import json
+
+    sys.stdout.write(json.dumps({"error": message, "hint": hint or None, "exit_code": code}) + "\n")
+    sys.stdout.flush()
+
+
 def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
     err = console.err_console()
     if console.state().verbose:
         err.print_exception(show_locals=False)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if console.state().json and not console.state().emitted:
+        _json_error(message, getattr(exc, "hint", None), code)
     err.print(f"[bold red]{escape(prefix)}:[/] {escape(message)}", markup=True, highlight=False)
     hint = getattr(exc, "hint", None)
     if hint:
@@ -93,6 +103,8 @@ class LugpiGroup(TyperGroup):
                 exc.message = f"{exc.message} (got {value!r})"
             rich_utils.rich_format_error(exc)
             code = EXIT_USER_ERROR
+            if console.state().json or "--json" in args:
+                _json_error(exc.format_message(), None, code)
         except Abort:
             code = EXIT_INTERRUPTED
         except (UserError, StoreError) as exc:

@@ -30,6 +30,7 @@ class State:
     json: bool = False
     quiet: bool = False
     verbose: int = 0
+    emitted: bool = False  # a result object was printed (an error then adds no second one)
 
     @property
     def store_path(self) -> Path:
@@ -111,6 +112,7 @@ def emit(result: dict[str, Any], render: Callable[[Console], None] | None = None
             render(human())
         sys.stdout.write(json.dumps(_jsonable(result), sort_keys=True) + "\n")
         sys.stdout.flush()
+        _state.emitted = True
     elif render is not None:
         render(human())
 

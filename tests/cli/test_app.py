@@ -103,3 +103,13 @@ def test_a_closed_pipe_is_a_quiet_success(tmp_path):
     finally:
         os.close(write)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_under_json_an_error_is_one_json_object_too(cli, workspace):
+    import json
+
+    missing = json.loads(cli("store", "info", "--json", code=1).stdout)
+    assert missing["exit_code"] == 1 and "no feature store" in missing["error"] and "lugpi generate" in missing["hint"]
+    bad = json.loads(cli("--json", "distill", "--alpha", "abc", code=1).stdout)
+    assert "(got 'abc')" in bad["error"]
+    assert cli("store", "info", code=1).stdout == ""  # without --json, stdout stays empty
