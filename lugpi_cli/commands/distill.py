@@ -85,7 +85,7 @@ def flag_values(params: dict[str, Any]) -> dict[str, Any]:
 
 def distill_command(
     teacher: Annotated[Optional[str], typer.Option("--teacher", "-t", help="Teacher run name or directory "
-                                                   "(default: the most recent finished teacher).")] = None,
+                                                   "(default: the most recent finished multimodal teacher, else the most recent teacher).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Data set, when no teacher is used "
                                                    "(default: the teacher's).")] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Distillation objective by name (lugpi = Eq. 2 "

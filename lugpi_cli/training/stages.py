@@ -335,13 +335,15 @@ def _encoder_label(encoder: str) -> str:
 # -- the student ------------------------------------------------------------------------
 
 def default_teacher(runs_dir: Path) -> Run:
-    """The most recently completed teacher run of the workspace."""
+    """The most recently completed multimodal teacher run of the workspace (LUGPI's teacher), else the most
+    recent teacher of any modality."""
     runs = completed_runs(runs_dir, "teacher")
     if not runs:
         raise UserError(f"no completed teacher run in {runs_dir}",
                         "Train one with `lugpi train-teacher DATASET --encoder clip`, or pass --teacher RUN; "
                         "for the plain fine-tuned baseline use --alpha 0 --beta 0 with --dataset.")
-    return runs[-1]
+    multimodal = [r for r in runs if r.config().get("modality") == "both"]
+    return (multimodal or runs)[-1]
 
 
 def teacher_dataset(store: Store, teacher: Run) -> Dataset:

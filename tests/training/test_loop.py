@@ -226,3 +226,21 @@ def test_msd_meta_and_ema_resume_bit_for_bit(tmp_path, tiny_models, kind):
     fit(run, objective, train, val, collate, cfg, device="cpu")
     for name, value in everything(objective).items():
         torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
+
+
+def test_default_teacher_prefers_the_latest_multimodal_one(tmp_path):
+    from lugpi_cli.training.stages import default_teacher
+
+    def finish(name, modality):
+        run = Run(tmp_path / "runs" / name)
+        run.start("teacher", {"modality": modality}, extra={"modality": modality})
+        run.mark_done()
+
+    with pytest.raises(UserError, match="no completed teacher"):
+        default_teacher(tmp_path / "runs")
+    finish("text-1", "text")
+    assert default_teacher(tmp_path / "runs").name == "text-1"  # no multimodal teacher: the latest one
+    finish("both-1", "both")
+    finish("both-2", "both")
+    finish("image-1", "image")  # newer, but image-only
+    assert default_teacher(tmp_path / "runs").name == "both-2"
