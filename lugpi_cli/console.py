@@ -41,10 +41,12 @@ class State:
         return self.workspace / "runs"
 
     def open_store(self, *, create: bool = False):
-        """The workspace's feature store (created on first write when ``create``)."""
+        """The workspace's feature store (created on first write when ``create``, which also means
+        the command will write: a read-only store is refused before any work)."""
         from store import Store
 
-        return Store(self.store_path, create=create)
+        store = Store(self.store_path, create=create)
+        return store.require_writable() if create else store
 
 
 # The state of the current invocation. The CLI sets it in the app callback; the

@@ -208,18 +208,33 @@ class Store:
 
     @property
     def readonly(self) -> bool:
-        """Whether the store was opened read-only (its directory is not writable)."""
-        return bool(self.env.flags()["readonly"])
+        """Whether this store refuses writes (asked for, or its directory is not writable)."""
+        return bool(self.want_readonly) or bool(self.env.flags()["readonly"])
+
+    def _refuse_write(self) -> None:
+        if self.want_readonly:
+            why = "opened with readonly=True"
+        elif os.access(self.path, os.W_OK):  # another Store opened this environment read-only in this process
+            why = "already open read-only in this process"
+        else:
+            why = "its directory is not writable"
+        raise StoreError(
+            f"the store at {self.path} is read-only ({why})",
+            "Read from it as it is, or copy it into a writable workspace with "
+            "`lugpi store merge PATH` and work there.",
+        )
+
+    def require_writable(self) -> "Store":
+        """Fail now, before any work, if a command that writes would be refused later."""
+        if self.want_readonly or (exists(self.path) and not os.access(self.path, os.W_OK)):
+            self._refuse_write()
+        return self
 
     @contextmanager
     def _txn(self, *, write: bool = False) -> Iterator[tuple[Any, dict[str, Any]]]:
         env, dbs = self._handles()
-        if write and env.flags()["readonly"]:
-            raise StoreError(
-                f"the store at {self.path} is read-only (its directory is not writable)",
-                "Read from it as it is, or copy it into a writable workspace with "
-                "`lugpi store merge PATH` and work there.",
-            )
+        if write and (self.want_readonly or env.flags()["readonly"]):
+            self._refuse_write()
         txn = _begin(env, write=write)
         try:
             yield txn, dbs

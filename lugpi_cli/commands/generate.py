@@ -116,7 +116,8 @@ def generate_command(
     console.emit(result, render)
     if summary.failed:
         raise UserError(
-            f"{summary.failed} prompt(s) gave an image with NaN/inf pixels; they are recorded and will be retried "
+            f"{summary.failed} prompt(s) got no image (NaN/inf pixels, or, with --reuse-similar, their group's "
+            "first prompt did); they are recorded and will be retried "
             "on the next run (first: " + repr(summary.failures[0]["prompt"][:80]) + ")",
             "If it persists, try --dtype float32 or bfloat16 (fp16 overflows in some models), or another --seed.",
         )

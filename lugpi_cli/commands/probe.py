@@ -80,7 +80,7 @@ def probe_command(
                           same_split=split == "train", index=index)
             results[space][split] = r.to_json(ds.label_names)
     result = {"dataset": ds.name, "k": k, "results": results}
-    train_n, smallest = len(splits["train"]), min(np.bincount([s.label for s in splits["train"]]))
+    train_n, smallest = len(splits["train"]), min(np.bincount([s.label for s in splits["train"]], minlength=ds.num_labels))
     crowded = k >= smallest
 
     def render(out: Console) -> None:

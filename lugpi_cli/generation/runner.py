@@ -313,7 +313,7 @@ def _commit(store: Store, good: list[tuple[bytes, bytes]], failures: list[tuple[
 
 
 def _all_present(store: Store, keys: Sequence[bytes]) -> bool:
-    return store.exists and all(store.contains_many("images", list(keys)))
+    return not keys or (store.exists and all(store.contains_many("images", list(keys))))
 
 
 def recorded_failures(store: Store, generator_fp: str | None = None) -> list[dict[str, Any]]:

@@ -116,8 +116,7 @@ def meta_weight_step(
     meta_loss = F.cross_entropy(val_output.logits, _labels(val_batch))
     meta_params = [p for p in net.parameters() if p.requires_grad]
     meta_grads = torch.autograd.grad(meta_loss, meta_params, allow_unused=True)
-    meta_grads = _averaged_across_processes(
-        [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(meta_params, meta_grads)])
+    meta_grads = _averaged_across_processes(meta_params, [None if g is None else g.detach() for g in meta_grads])
     meta_optimizer.zero_grad(set_to_none=True)
     for p, g in zip(meta_params, meta_grads):
         p.grad = g
@@ -133,19 +132,21 @@ def meta_weight_step(
     }
 
 
-def _averaged_across_processes(grads: list[Tensor]) -> list[Tensor]:
+def _averaged_across_processes(params: list[Tensor], grads: list[Tensor | None]) -> list[Tensor | None]:
     """The mean of each gradient over the processes of a DDP run (as is, in one process).
 
     Every rank takes its meta step on its own training batch; averaging keeps the
-    ranks' weight nets identical, as DDP does for the student.
+    ranks' weight nets identical, as DDP does for the student. A gradient missing
+    on one rank counts as zero there (in one process it stays missing, and the
+    optimizer leaves that parameter alone).
     """
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return grads
     world = dist.get_world_size()
-    for g in grads:
+    out = [torch.zeros_like(p) if g is None else g.clone() for p, g in zip(params, grads)]
+    for g in out:
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
         g.div_(world)
-    return grads
-
+    return out

@@ -47,7 +47,7 @@ from lugpi_cli.models.common import (
     xavier_init_,
 )
 
-__all__ = ["ORTHOGONAL_MAPS", "ArmadaTeacher", "flatten_vectors"]
+__all__ = ["MAX_IMAGE_DIM", "ORTHOGONAL_MAPS", "ArmadaTeacher", "check_trainable_width", "flatten_vectors"]
 
 #: ``orthogonal_map`` choices of :func:`torch.nn.utils.parametrizations.orthogonal`. The default "cayley" is
 #: the fastest to train on CPU for a 768 x 1024 W (about 0.1 s per forward+backward on 2 cores, against
@@ -58,6 +58,16 @@ DEFAULT_PROJ_DIM = 768
 #: D x D matrix (cayley: ~1 GB and ~4 s per step at D = 4096 on 2 CPU cores; householder ~70 s there), so
 #: D = 16,384 (VAE latents of a large image) would take gigabytes and minutes per step.
 MAX_IMAGE_DIM = 4096
+
+
+def check_trainable_width(image_dim: int) -> None:
+    """Refuse to *train* an ARMADA teacher on features wider than :data:`MAX_IMAGE_DIM` (loading one is fine)."""
+    if image_dim > MAX_IMAGE_DIM:
+        raise UserError(
+            f"ARMADA's orthogonal projection cannot take {image_dim}-dim image features (at most "
+            f"{MAX_IMAGE_DIM}: it works on a D x D matrix, gigabytes and minutes per step beyond that)",
+            "Use pooled CLIP/ViT features (768-1024 dims), or smaller VAE latents "
+            "(`lugpi embed ... --encoder vae-latent --vae-size 64`).")
 
 
 def flatten_vectors(image_tokens: Tensor) -> Tensor:
@@ -105,12 +115,6 @@ class ArmadaTeacher(nn.Module):
         self.proj_dim = int(proj_dim) if proj_dim is not None else min(self.image_dim, DEFAULT_PROJ_DIM)
         if self.image_dim < 1 or self.proj_dim < 1:
             raise UserError(f"ARMADA needs positive widths, got image_dim={image_dim}, proj_dim={proj_dim}")
-        if self.image_dim > MAX_IMAGE_DIM:
-            raise UserError(
-                f"ARMADA's orthogonal projection cannot take {self.image_dim}-dim image features (at most "
-                f"{MAX_IMAGE_DIM}: it works on a D x D matrix, gigabytes and minutes per step beyond that)",
-                "Use pooled CLIP/ViT features (768-1024 dims), or smaller VAE latents "
-                "(`lugpi embed ... --encoder vae-latent --vae-size 64`).")
         self.id2label = id2label_from(labels, self.num_labels)
         self.model_config: dict[str, Any] = {
             "kind": "armada",

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from lugpi_cli.errors import UserError
-from lugpi_cli.models.armada import ArmadaTeacher
+from lugpi_cli.models.armada import ArmadaTeacher, check_trainable_width
 from lugpi_cli.models.common import (
     INIT_CHOICES,
     MODALITIES,
@@ -386,6 +386,7 @@ def build_teacher(
                             hint="use modality 'image' with arch 'armada'")
         if image_dim is None:
             raise UserError("an 'armada' teacher needs the width D of the cached teacher vectors (image_dim)")
+        check_trainable_width(image_dim)
         return ArmadaTeacher(image_dim, num_labels, hidden=hidden, proj_dim=proj_dim, dropout=dropout, init=init,
                              labels=labels)
     if modality in ("both", "text") and text_model is None:

@@ -211,3 +211,35 @@ def test_meta_weighting_learns_to_drop_the_noise_term(seed):
         w_multi, w_text, w_image = loss.weights(make_inputs(student(fresh), fresh)).mean(0).tolist()
     assert w_image < 0.25
     assert w_image + 0.5 < min(w_multi, w_text)
+
+
+def _average_in_rank(rank, world, init_file, queue):
+    import torch.distributed as dist
+
+    from lugpi_cli.losses.meta import _averaged_across_processes
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    params = [torch.zeros(2), torch.zeros(3)]
+    grads = [torch.full((2,), float(rank + 1)), None if rank == 0 else torch.ones(3)]
+    out = _averaged_across_processes(params, grads)
+    queue.put((rank, [g.tolist() for g in out]))
+    dist.destroy_process_group()
+
+
+def test_meta_gradients_are_averaged_across_processes(tmp_path):
+    """Two gloo processes: the mean of (1, 1) and (2, 2); a gradient missing on one rank counts as zero."""
+    import torch.multiprocessing as mp
+
+    from lugpi_cli.losses.meta import _averaged_across_processes
+
+    grads = [torch.ones(2), None]
+    assert _averaged_across_processes([torch.zeros(2), torch.zeros(3)], grads) is grads  # one process: as is
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_average_in_rank, args=(r, 2, tmp_path / "init", queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert results[0] == results[1] == [[1.5, 1.5], [0.5, 0.5, 0.5]]

@@ -164,11 +164,11 @@ def test_learns_a_linear_task_through_both_heads(one_thread):
     assert orthogonality_error(model.projection_matrix.detach()) < 1e-4
 
 
-def test_too_wide_image_features_are_refused_with_a_way_out():
-    from lugpi_cli.errors import UserError
+def test_too_wide_image_features_are_refused_for_training_with_a_way_out():
     from lugpi_cli.models.armada import MAX_IMAGE_DIM
 
-    ArmadaTeacher(MAX_IMAGE_DIM, 2, hidden=8, proj_dim=4)  # the widest accepted
+    build_teacher(modality="image", arch="armada", image_dim=MAX_IMAGE_DIM, num_labels=2, hidden=8, proj_dim=4)
     with pytest.raises(UserError, match="16384-dim image features") as info:
-        ArmadaTeacher(16384, 2, hidden=8)
+        build_teacher(modality="image", arch="armada", image_dim=16384, num_labels=2, hidden=8)
     assert "--vae-size" in info.value.hint
+    assert ArmadaTeacher(MAX_IMAGE_DIM + 1, 2, hidden=8, proj_dim=4).image_dim == MAX_IMAGE_DIM + 1  # loading works

@@ -196,3 +196,22 @@ def test_a_store_opened_read_only_on_request(tmp_path):
     with pytest.raises(StoreError, match="read-only"):
         ro.delete_many("images", ro.keys("images"))
     assert Store(tmp_path / "s", readonly=True).count("images") == 4
+    # one environment per process: the mode a Store asked for still holds when another opened it first
+    close_all()
+    writer = Store(tmp_path / "s")
+    assert writer.count("images") == 4 and not writer.readonly
+    with pytest.raises(StoreError, match="opened with readonly=True"):
+        Store(tmp_path / "s", readonly=True).put("images", b"k", b"v")
+    close_all()
+    Store(tmp_path / "s", readonly=True).count("images")
+    with pytest.raises(StoreError, match="already open read-only in this process"):
+        Store(tmp_path / "s").put("images", b"k", b"v")
+    close_all()
+
+
+def test_commands_that_write_refuse_a_read_only_workspace_before_any_work(cli, workspace, monkeypatch):
+    _fill(workspace / "store")
+    _not_writable(monkeypatch, workspace)
+    err = cli("generate", "imdb", "--model", "/nonexistent/model", code=1).stderr
+    assert "read-only" in err and "its directory is not writable" in err and "Traceback" not in err
+    assert json.loads(cli("store", "info", "--json").stdout)["namespaces"]["images"]["records"] == 4  # reads work
