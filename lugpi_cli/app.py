@@ -21,7 +21,7 @@ except ImportError:  # older typer: plain click
 from typer.core import TyperGroup
 
 from lugpi_cli import __version__, console
-from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, given_value
+from lugpi_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, naming_given_value
 
 
 def _json_error(message: str, hint: str | None, code: int) -> None:
@@ -98,9 +98,8 @@ class LugpiGroup(TyperGroup):
         except ClickException as exc:  # bad option value, missing argument, ...
             from typer import rich_utils
 
-            value = given_value(exc, args) if isinstance(exc, BadParameter) else None
-            if value is not None and repr(value) not in exc.message:
-                exc.message = f"{exc.message} (got {value!r})"
+            if isinstance(exc, BadParameter):
+                exc.message = naming_given_value(exc.message, exc, args)
             rich_utils.rich_format_error(exc)
             code = EXIT_USER_ERROR
             if console.state().json or "--json" in args:

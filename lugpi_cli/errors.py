@@ -28,6 +28,12 @@ class UserError(Exception):
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
 
 
+def naming_given_value(message: str, exc: BaseException, args: list[str]) -> str:
+    """``message`` with ``(got 'VALUE')`` appended when the value the parser rejected is found in ``args``."""
+    value = given_value(exc, args)
+    return message if value is None or repr(value) in message else f"{message} (got {value!r})"
+
+
 def given_value(exc: BaseException, args: list[str]) -> str | None:
     """The command-line value a :class:`BadParameter` is about (``--opt V`` or ``--opt=V``), if found."""
     param = getattr(exc, "param", None)

@@ -45,7 +45,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from lugpi_cli.errors import UserError, given_value
+from lugpi_cli.errors import UserError, naming_given_value
 
 STAGES = {"generate": "generate", "embed": "embed", "teacher": "train-teacher", "student": "distill",
           "ablate": "ablate", "evaluate": "evaluate"}
@@ -279,9 +279,7 @@ def check(recipe: Recipe) -> None:
                 ctx = command.make_context(step.command, argv[1:], resilient_parsing=False)
         except Exception as exc:  # the command's parser: bad type, out of range, missing value
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            value = given_value(exc, argv[1:])
-            if value is not None and repr(value) not in message:
-                message += f" (got {value!r})"
+            message = naming_given_value(message, exc, argv[1:])
             raise UserError(f"{where}: {message}", "Each key is the command's option without the dashes.") from exc
         step.params = dict(ctx.params)
         _semantic_check(step, where)

@@ -13,7 +13,7 @@ from lugpi_cli.commands.options import JsonFlag
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation.compare import is_baseline
 from lugpi_cli.reports.report import write_report
-from lugpi_cli.training.runs import completed_runs, find_run
+from lugpi_cli.training.runs import completed_runs, find_run, multimodal_teachers
 
 
 def report_command(
@@ -42,7 +42,7 @@ def report_command(
     if teacher:
         teacher_run = find_run(runs_dir, teacher)
     else:
-        teachers = [r for r in completed_runs(runs_dir, "teacher") if r.config().get("modality") == "both"]
+        teachers = multimodal_teachers(runs_dir)
         if not teachers:
             raise UserError(f"no finished multimodal teacher run in {runs_dir}", "Pass --teacher RUN.")
         teacher_run = teachers[-1]

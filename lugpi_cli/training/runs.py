@@ -198,3 +198,8 @@ def completed_runs(runs_dir: Path, kind: str | None = None) -> list[Run]:
     if kind is not None:
         runs = [r for r in runs if r.config().get("kind") == kind]
     return sorted(runs, key=lambda r: (r.done_path.stat().st_mtime, r.name))
+
+
+def multimodal_teachers(runs_dir: Path) -> list[Run]:
+    """Finished text + image teacher runs, oldest first."""
+    return [r for r in completed_runs(runs_dir, "teacher") if r.config().get("modality") == "both"]

@@ -29,7 +29,7 @@ from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
-from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, run_name
+from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
 from store import Store, encode_bundle, fingerprint, record_key
 
 DEFAULT_TEXT_MODEL = "distilbert-base-uncased"
@@ -342,8 +342,7 @@ def default_teacher(runs_dir: Path) -> Run:
         raise UserError(f"no completed teacher run in {runs_dir}",
                         "Train one with `lugpi train-teacher DATASET --encoder clip`, or pass --teacher RUN; "
                         "for the plain fine-tuned baseline use --alpha 0 --beta 0 with --dataset.")
-    multimodal = [r for r in runs if r.config().get("modality") == "both"]
-    return (multimodal or runs)[-1]
+    return (multimodal_teachers(runs_dir) or runs)[-1]
 
 
 def teacher_dataset(store: Store, teacher: Run) -> Dataset:
