@@ -10,15 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console, runtime
-from lugpi_cli.ablation.analysis import analyse, write_analysis, write_results
-from lugpi_cli.ablation.grid import (
-    PRESET_FIXED,
-    PRESETS,
-    expand,
-    parse_assignment,
-    parse_grid,
-)
-from lugpi_cli.ablation.runner import GridContext, run_grid
 from lugpi_cli.commands.options import (
     BatchSizeOpt,
     DeviceOpt,
@@ -33,15 +24,8 @@ from lugpi_cli.commands.options import (
 from lugpi_cli.commands.training_common import dataset_and_request
 from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.errors import UserError
-from lugpi_cli.losses import build_loss
-from lugpi_cli.training.loop import TrainConfig
+from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
-from lugpi_cli.training.stages import (
-    DEFAULT_TEXT_MODEL,
-    default_teacher,
-    full_fingerprint_of,
-    teacher_dataset,
-)
 from store import fingerprint
 
 RECIPE_KEYS = {"teacher", "dataset", "seeds", "preset", "jobs", "grid", "set"}
@@ -102,6 +86,13 @@ def ablate_command(
     where it stopped and a cell already run by hand is reused. Teacher outputs
     and features come from the store: no cell generates, embeds or runs a teacher.
     """
+    from lugpi_cli.ablation.analysis import analyse, write_analysis, write_results
+    from lugpi_cli.ablation.grid import PRESET_FIXED, PRESETS, expand, parse_assignment, parse_grid
+    from lugpi_cli.ablation.runner import GridContext, run_grid
+    from lugpi_cli.losses import build_loss
+    from lugpi_cli.training.loop import TrainConfig
+    from lugpi_cli.training.stages import default_teacher, full_fingerprint_of, teacher_dataset
+
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     section = read_recipe(recipe) if recipe else {}

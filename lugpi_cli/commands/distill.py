@@ -20,17 +20,11 @@ from lugpi_cli.commands.training_common import (
     dataset_and_request,
     emit_stage,
 )
+from lugpi_cli.commands.method_catalog import method_options
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
-from lugpi_cli.losses import LOSSES, build_loss, parse_loss_options
+from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
-from lugpi_cli.training.stages import (
-    DEFAULT_TEXT_MODEL,
-    StudentSpec,
-    default_teacher,
-    distill,
-    teacher_dataset,
-)
 
 
 def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
@@ -48,6 +42,8 @@ def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[s
     """Options from the explicit flags and --option pairs, checked against the method's table."""
     raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
     raw.update(parse_option_pairs(pairs))
+    from lugpi_cli.losses import parse_loss_options
+
     return parse_loss_options(method, raw)
 
 
@@ -56,7 +52,7 @@ EXPLICIT_FLAGS = ("alpha", "beta", "tau", "soften", "tau2")
 
 def method_defaults(key: str) -> str:
     """Each method's default for an option, e.g. ``"kd 4, lugpi 8, msd 4"`` (one value if they agree)."""
-    found = {name: cls.options[key].default for name, cls in sorted(LOSSES.items()) if key in cls.options}
+    found = {name: opts[key].default for name, opts in sorted(method_options().items()) if key in opts}
     if len(set(map(repr, found.values()))) == 1:
         return f"{', '.join(found)}: {next(iter(found.values()))}"
     return ", ".join(f"{name} {value}" for name, value in found.items())
@@ -70,8 +66,8 @@ def _help_of(option: Any) -> str:
 def method_flag_table() -> dict[str, tuple[Any, list[str]]]:
     """Every registered method's options (beyond the explicit LUGPI ones): name -> (Option, methods)."""
     table: dict[str, tuple[Any, list[str]]] = {}
-    for name, cls in sorted(LOSSES.items()):
-        for key, option in cls.options.items():
+    for name, opts in sorted(method_options().items()):
+        for key, option in opts.items():
             if key not in EXPLICIT_FLAGS:
                 table.setdefault(key, (option, []))[1].append(name)
     return table
@@ -116,6 +112,9 @@ def distill_command(
     teacher's probabilities softened by tau. --alpha 0 --beta 0 is the plain
     fine-tuned baseline and needs no teacher.
     """
+    from lugpi_cli.losses import build_loss
+    from lugpi_cli.training.stages import StudentSpec, default_teacher, distill, teacher_dataset
+
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     runtime.resolve_device(training["device"])
@@ -153,12 +152,13 @@ def _with_method_flags(func):
     ``--ema-decay``, ``--mixup`` ...), so each method's options are ordinary flags, checked against --method."""
     signature = inspect.signature(func, eval_str=True)
     params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    tables = method_options()
     for key, (option, methods) in method_flag_table().items():
         flag = "--" + key.replace("_", "-")
         decl = f"{flag}/--no-{key.replace('_', '-')}" if option.type is bool else flag
-        helps = dict.fromkeys(_help_of(LOSSES[m].options[key]) for m in methods)
+        helps = dict.fromkeys(_help_of(tables[m][key]) for m in methods)
         text = (f"{_help_of(option)} (default {method_defaults(key)})" if len(helps) == 1 else
-                "; ".join(f"{m}: {_help_of(LOSSES[m].options[key])} (default {LOSSES[m].options[key].default})"
+                "; ".join(f"{m}: {_help_of(tables[m][key])} (default {tables[m][key].default})"
                           for m in methods))
         annotation = Annotated[Optional[option.type], typer.Option(decl, help=text, show_default=False,
                                                                    rich_help_panel="Options of other methods")]

@@ -21,7 +21,7 @@ from lugpi_cli.commands.training_common import (
     emit_stage,
 )
 from lugpi_cli.data.snapshot import DatasetRequest
-from lugpi_cli.training.stages import DEFAULT_TEXT_MODEL, TeacherSpec, train_teacher
+from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
 
 
 def train_teacher_command(
@@ -57,6 +57,8 @@ def train_teacher_command(
     layer is the teacher embedding e_T. After training, the teacher runs once
     over every split and its logits and e_T are written to the store.
     """
+    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     store = state.open_store(create=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -15,7 +15,9 @@ from lugpi_cli.data.snapshot import (
     limit_dataset,
     resolve_dataset,
 )
-from lugpi_cli.training.stages import Hooks, StageResult
+
+if TYPE_CHECKING:  # the stages import torch: only the commands' work paths load them
+    from lugpi_cli.training.stages import Hooks, StageResult
 
 
 def resolve_workers(workers: int, device: str) -> int:
@@ -41,6 +43,8 @@ class TrainingProgress:
         self.bar = console.ProgressBar("training", unit="batch")
 
     def __enter__(self) -> Hooks:
+        from lugpi_cli.training.stages import Hooks
+
         self.bar.__enter__()
         return Hooks(log=self.bar.log, on_epoch_start=lambda epoch, n: self.bar.start(n, f"epoch {epoch}"),
                      on_step=lambda n, parts: self.bar.advance(n, _postfix(parts)))

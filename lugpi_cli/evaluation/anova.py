@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads when a grid is analysed, not with the CLI
+    import pandas as pd
 
 from lugpi_cli.errors import UserError
 
@@ -70,6 +72,7 @@ def grid_anova(
         UserError: a column is missing, no factor has two levels, or there are
             too few runs to leave residual degrees of freedom.
     """
+    import pandas as pd
     from statsmodels.formula.api import ols
     from statsmodels.stats.anova import anova_lm
 
@@ -147,6 +150,8 @@ def summarize_grid(df: pd.DataFrame, factors: Sequence[str], metrics: Sequence[s
     _require_columns(df, [*factors, *metrics])
     if not factors:
         raise UserError("summarize_grid needs at least one factor")
+    import pandas as pd
+
     values = df[metrics].apply(pd.to_numeric, errors="coerce")
     grouped = pd.concat([df[factors], values], axis=1).groupby(factors, sort=False, dropna=False)
     out = grouped.size().rename("n_runs").to_frame()

@@ -52,7 +52,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def classification_metrics(
@@ -140,6 +139,8 @@ def roc_auc(y_true: Any, scores: Any) -> float | None:
     n0 = t.size - n1
     if n1 == 0 or n0 == 0:
         return None
+    from scipy.stats import rankdata  # scipy loads only when an AUC is computed
+
     ranks = rankdata(s, method="average")
     u = ranks[positive].sum() - n1 * (n1 + 1) / 2.0
     return float(u / (n1 * n0))

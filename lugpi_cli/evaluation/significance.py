@@ -41,8 +41,6 @@ import math
 from typing import Any
 
 import numpy as np
-from statsmodels.stats.contingency_tables import cochrans_q as _sm_cochrans_q
-from statsmodels.stats.contingency_tables import mcnemar as _sm_mcnemar
 
 #: McNemar uses the exact binomial test when the discordant count b + c is below this.
 EXACT_BELOW = 25
@@ -81,6 +79,8 @@ def mcnemar_test(correct_a: Any, correct_b: Any, *, exact: bool | None = None) -
     if discordant == 0:
         statistic, pvalue = 0.0, 1.0
     else:
+        from statsmodels.stats.contingency_tables import mcnemar as _sm_mcnemar  # loaded when a test runs
+
         res = _sm_mcnemar(np.array(table, dtype=np.float64), exact=use_exact, correction=True)
         statistic, pvalue = float(res.statistic), float(res.pvalue)
         if not use_exact and n10 == n01:  # the correction must not push |b - c| below 0
@@ -119,6 +119,8 @@ def cochrans_q(correct_matrix: Any) -> dict[str, Any]:
     row_hits = x.sum(axis=1)
     if np.all((row_hits == 0) | (row_hits == x.shape[1])):
         return {"statistic": 0.0, "pvalue": 1.0, "df": df}
+    from statsmodels.stats.contingency_tables import cochrans_q as _sm_cochrans_q
+
     res = _sm_cochrans_q(x.astype(np.float64))
     return {"statistic": float(res.statistic), "pvalue": float(res.pvalue), "df": df}
 

@@ -27,12 +27,12 @@ from lugpi_cli.evaluation import Predictions, classification_metrics, write_pred
 from lugpi_cli.lineage import feature_keys, feature_source
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
+from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL  # the CLI reads it without torch
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
 from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
 from store import Store, encode_bundle, fingerprint, record_key
 
-DEFAULT_TEXT_MODEL = "distilbert-base-uncased"
 MODALITIES = ("both", "text", "image")
 SPLITS = ("train", "validation", "test")
 

@@ -1,0 +1,182 @@
+"""Fast start: the app, every ``--help`` and the light commands leave the heavy libraries unimported.
+
+Each check runs in a fresh interpreter (``tests/cli/import_trace.py``), which records, for the
+first import of each watched library, the modules and lugpi functions that led to it, so a
+failure names the module and line at fault (for example ``lugpi_cli.commands.ablate:14 ->
+lugpi_cli.ablation.grid:19 -> lugpi_cli.losses:10``). The loss option tables that ``distill``'s
+flags are built from come from the CLI's cache (``lugpi_cli.commands.method_catalog``), warmed
+once here as any first ``lugpi`` call warms it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRACER = Path(__file__).with_name("import_trace.py")
+
+#: Model-running libraries: only commands that load a model or train may import them.
+MODEL_LIBS = ("torch", "transformers", "diffusers", "accelerate", "safetensors")
+#: Analysis, plotting, indexing, data and tracking libraries: only the work that uses them.
+OTHER_HEAVY = ("scipy", "statsmodels", "pandas", "faiss", "matplotlib", "pyarrow", "huggingface_hub", "datasets",
+               "tensorboard", "wandb", "mlflow")
+HEAVY = MODEL_LIBS + OTHER_HEAVY
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    """The subprocess environment: this checkout first, a warm CLI cache of its own."""
+    from lugpi_cli.commands import method_catalog
+
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    environ = {**os.environ, "XDG_CACHE_HOME": str(cache),
+               "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        method_catalog.method_options()  # the losses are loaded in this process: writes the cache
+        assert method_catalog.cache_path().exists()
+    finally:
+        if saved is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
+    return environ
+
+
+def trace(env: dict[str, str], tmp_path: Path, watched, *invocations: list[str], module: str | None = None):
+    """Run the invocations (or import ``module``) in a fresh interpreter; the tracer's report and stdout."""
+    out = tmp_path / "trace.json"
+    argv = ["--import", module] if module else ["--"] + [a for i, inv in enumerate(invocations)
+                                                          for a in ([] if i == 0 else ["--next"]) + list(inv)]
+    proc = subprocess.run([sys.executable, str(TRACER), str(out), ",".join(watched), *map(str, argv)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and out.exists(), f"tracer failed:\n{proc.stdout}\n{proc.stderr}"
+    report = json.loads(out.read_text())
+    return report, proc.stdout, proc.stderr
+
+
+def assert_not_imported(report: dict, forbidden) -> None:
+    assert not report["preloaded"], f"already imported at interpreter start: {report['preloaded']}"
+    bad = {name: hit for name, hit in report["first_import"].items() if name in forbidden}
+    assert not bad, "heavy libraries imported eagerly:\n" + "\n".join(
+        f"  {name}, during `{hit['invocation']}`, via\n      " + "\n      -> ".join(hit["chain"])
+        for name, hit in bad.items())
+
+
+def test_importing_the_app_leaves_torch_and_the_other_heavy_libraries_out(env, tmp_path):
+    report, _, _ = trace(env, tmp_path, HEAVY, module="lugpi_cli.app")
+    assert_not_imported(report, HEAVY)
+
+
+@pytest.mark.slow  # imports torch in the subprocess
+def test_the_tracer_names_the_module_that_imports_torch(env, tmp_path):
+    """The check itself can fail: importing the losses imports torch, and the chain says where."""
+    report, _, _ = trace(env, tmp_path, ["torch"], module="lugpi_cli.losses")
+    chain = report["first_import"]["torch"]["chain"]
+    assert chain[0].startswith("lugpi_cli.losses:") and all(":" in link for link in chain)
+    with pytest.raises(AssertionError, match=r"torch, during `import lugpi_cli.losses`"):
+        assert_not_imported(report, ["torch"])
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from lugpi_cli.app import app
+
+    def walk(command, path):
+        yield path
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_of_every_command_imports_no_heavy_library(env, tmp_path):
+    paths = _command_paths()
+    assert ["store", "info"] in paths and ["distill"] in paths and len(paths) > 15
+    report, stdout, stderr = trace(env, tmp_path, HEAVY, *([*path, "--help"] for path in paths))
+    assert report["exit_codes"] == [0] * len(paths), stderr
+    assert_not_imported(report, HEAVY)
+    # distill's per-method flags, built from the cached option tables, are all there
+    from lugpi_cli.commands.distill import method_flag_table
+
+    for key in method_flag_table():
+        assert "--" + key.replace("_", "-") in stdout
+
+
+def _filled_store(path: Path) -> str:
+    from tests.store.test_maintenance import GEN_FP, _fill
+
+    _fill(path)
+    from store import close_all
+
+    close_all()
+    return GEN_FP
+
+
+def test_store_commands_import_no_heavy_library(env, tmp_path):
+    fp = _filled_store(tmp_path / "ws" / "store")
+    _filled_store(tmp_path / "other" / "store")
+    ws = ["--workspace", str(tmp_path / "ws")]
+    report, _, stderr = trace(env, tmp_path, HEAVY, [*ws, "store", "info"], [*ws, "store", "verify"],
+                              [*ws, "store", "gc", "--keep-fingerprint", fp[:12], "--dry-run"],
+                              [*ws, "store", "merge", str(tmp_path / "other"), "--dry-run"])
+    assert report["exit_codes"] == [0, 0, 0, 0], stderr
+    assert_not_imported(report, HEAVY)
+
+
+def test_data_show_imports_no_heavy_library(env, tmp_path, tiny_csv):
+    report, stdout, stderr = trace(env, tmp_path, HEAVY, ["--workspace", str(tmp_path / "ws"), "data", "show",
+                                                          str(tiny_csv), "--text-col", "text", "--label-col", "label",
+                                                          "--prompt-col", "prompt"])
+    assert report["exit_codes"] == [0], stderr
+    assert "distinct prompts" in stdout
+    assert_not_imported(report, HEAVY)
+
+
+@pytest.mark.slow  # scipy and statsmodels load in the subprocess
+def test_evaluate_imports_no_model_library(env, tmp_path):
+    """evaluate loads scipy and statsmodels for its tests, never torch or transformers."""
+    import numpy as np
+
+    from tests.evaluation.test_evaluate_cli import N, make_run
+
+    ws = tmp_path / "ws"
+    rng = np.random.default_rng(0)
+    make_run(ws, "baseline", correct=rng.random(N) < 0.7, alpha=0.0, beta=0.0)
+    make_run(ws, "student", correct=rng.random(N) < 0.8)
+    report, stdout, stderr = trace(env, tmp_path, HEAVY, ["--workspace", str(ws), "evaluate", "baseline", "student"])
+    assert report["exit_codes"] == [0], stderr
+    assert "McNemar" in stdout
+    assert "statsmodels" in report["first_import"]  # the work was done
+    assert_not_imported(report, MODEL_LIBS + ("faiss", "matplotlib", "datasets", "tensorboard", "wandb", "mlflow"))
+
+
+def test_cached_option_tables_equal_the_registry_and_follow_the_loss_sources(tmp_path, monkeypatch):
+    import shutil
+
+    from lugpi_cli.commands import method_catalog
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    live = method_catalog.from_registry()
+    assert method_catalog.method_options() == live  # losses loaded here: the registry, and the cache written
+    path = method_catalog.cache_path()
+    assert method_catalog.read_cache(path) == live  # types, defaults, choices and bounds survive JSON
+    assert live["lugpi"]["tau"].default == 8.0 and live["lugpi"]["soften"].choices == ("teacher", "both")
+    # editing any loss module (or another lugpi version) gives another key: the tables are read again
+    copy = tmp_path / "losses"
+    shutil.copytree(method_catalog.LOSSES_DIR, copy)
+    monkeypatch.setattr(method_catalog, "LOSSES_DIR", copy)
+    same = method_catalog.source_key()
+    (copy / "kd.py").write_text((copy / "kd.py").read_text() + "\n# edited\n")
+    assert method_catalog.source_key() != same
+    assert method_catalog.read_cache(method_catalog.cache_path()) is None
+    path.write_text("{not json")
+    assert method_catalog.read_cache(path) is None
