@@ -130,7 +130,7 @@ app = typer.Typer(
     help="Learning Using Generated Privileged Information: generate images for texts, embed them, "
     "train a multimodal teacher, distil a text-only student. Every stage caches into one LMDB store.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},

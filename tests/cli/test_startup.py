@@ -180,3 +180,44 @@ def test_cached_option_tables_equal_the_registry_and_follow_the_loss_sources(tmp
     assert method_catalog.read_cache(method_catalog.cache_path()) is None
     path.write_text("{not json")
     assert method_catalog.read_cache(path) is None
+
+
+# -- shell completion ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell,marker", [("bash", "complete -o default -F _lugpi_completion lugpi"),
+                                          ("zsh", "compdef _lugpi_completion lugpi"),
+                                          ("fish", "complete --command lugpi")])
+def test_show_completion_prints_the_script_for_each_shell(env, tmp_path, shell, marker):
+    proc = subprocess.run([sys.executable, "-m", "lugpi_cli", "--show-completion", shell], capture_output=True,
+                          text=True, env={**env, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert marker in proc.stdout and f"_LUGPI_COMPLETE=complete_{shell}" in proc.stdout
+
+
+def test_install_completion_writes_the_script_and_sources_it(env, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "lugpi_cli", "--install-completion", "bash"], capture_output=True,
+                          text=True, timeout=120,
+                          env={**env, "HOME": str(home), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert proc.returncode == 0, proc.stderr
+    script = home / ".bash_completions" / "lugpi.sh"
+    assert "_LUGPI_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (home / ".bashrc").read_text()
+
+
+@pytest.mark.parametrize("words,cword,expected", [
+    ("lugpi st", 1, ["store"]),
+    ("lugpi store ", 2, ["info", "verify", "gc", "merge"]),
+    ("lugpi -v store ", 3, ["info", "verify", "gc", "merge"]),
+    ("lugpi distill --ema", 2, ["--ema-decay"]),  # a method's flag, from the cached option tables
+    ("lugpi data show x --text", 4, ["--text-col"]),
+])
+def test_completion_protocol_answers_without_heavy_imports(env, tmp_path, words, cword, expected):
+    """What the installed bash script does on <TAB>: run lugpi with the completion variables set."""
+    completing = {**env, "_LUGPI_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    report, stdout, stderr = trace(completing, tmp_path, HEAVY, [])
+    assert report["exit_codes"] == [0], stderr
+    assert stdout.split() == expected
+    assert_not_imported(report, HEAVY)
