@@ -8,7 +8,6 @@ precision is slow there).
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import platform
@@ -90,6 +89,8 @@ def dtype_name(dtype: "torch.dtype") -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions that belong in a run's config (reproducibility)."""
+    import importlib.metadata  # ~0.1 s: only when a run records its config
+
     out = {"python": platform.python_version()}
     for package in ("lugpi", "torch", "transformers", "diffusers", "accelerate", "numpy", "lmdb"):
         try:
