@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,9 @@ def download_dataset(name: str, dest: str | Path | None = None, *, timeout: floa
 
     An archive already there with the right checksum is not fetched again.
     """
+    import urllib.error
+    import urllib.request  # http and ssl load only when something is downloaded
+
     remote = REMOTES.get(name)
     if remote is None:
         builtin = BUILTINS.get(name)
