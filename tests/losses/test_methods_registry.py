@@ -15,7 +15,7 @@ from lugpi_cli.losses import (
 
 TABLES = {
     "kd": {"lam": (float, 0.5), "tau": (float, 4.0)},
-    "fitnet": {"beta": (float, 1.0)},
+    "fitnet": {"beta": (float, 1.0), "l2_reduction": (str, "mean")},
     "rkd": {"w_d": (float, 25.0), "w_a": (float, 50.0)},
     "sp": {"gamma": (float, 3000.0)},
     "msd": {
