@@ -109,7 +109,7 @@ class MsdLoss(DistillLoss):
     ``dL_meta/dw_m(i) = -alpha <grad L_val, grad KL_m(i)>``). Measured on all-MiniLM-L6-v2 (AdamW,
     lr 5e-5, batches of 8, the first steps): the mean ``|dL_meta/db|`` of the net's output bias is
     ~1e-5 at ``alpha = 5e-5`` and ~0.1 at ``alpha = 1``, the default; with ``meta_lr = 1e-3`` that
-    moves a weight's logit by ~1e-4 per step, ~0.5 over the paper's 5,000 iterations. Larger alphas
+    moves a weight's logit by ~1e-4 per step, up to ~0.5 over the paper's 5,000 iterations. Larger alphas
     overshoot (the looked-ahead validation loss rises); tune ``meta_alpha`` with ``meta_lr``.
 
     The weight net is *not* a registered submodule (``loss.parameters()`` leaves it out, so the
