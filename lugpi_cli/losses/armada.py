@@ -60,9 +60,12 @@ class ArmadaLoss(DistillLoss):
     means over batch and classes. ``manifold`` chooses ``L_manifold`` (:func:`manifold_loss`):
     ``cosine`` (default), ``euclid`` or ``pointwise``.
 
-    Defaults: ``alpha=0.5, beta=1, gamma=1, tau=5``, ``alpha`` in [0, 1]. The paper's full text was not
-    available while writing this: the objective is as specified for this project, and MSE means
-    (rather than sums) are this implementation's choice.
+    Defaults: ``alpha=0.5, beta=1, gamma=1, tau=5``, ``alpha`` in [0, 1]. Checked against the paper's
+    text kept with this project (its abstract and figure captions): ``alpha`` weighs the output
+    alignment, ``beta`` the manifold alignment between the teacher-side aligner and the student, and
+    ``gamma`` the auxiliary output (Fig. 3), with several choices of ``L_manifold`` compared (Fig. 4).
+    That text states no equation or default value, so the form above - ``1 - alpha`` on the task term,
+    MSE means rather than sums, ``tau = 5`` and the three manifold losses - is this implementation's.
 
     Parameters. ``teacher_dim`` is the width ``D`` of ``P_t`` (not of ``teacher_embedding``).
     ``self.projection`` is created in ``__init__`` when both widths are given (``build_loss(...,

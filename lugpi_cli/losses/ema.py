@@ -126,6 +126,11 @@ class EmaLoss(DistillLoss):
     every optimizer step) and ``mixup`` (the ``Beta(A, A)`` parameter, 0 = off; consumed by the
     trainer through :func:`mixup_lambda`). ``weight=0`` is plain CE (with mixup if on) and needs
     no EMA logits. ``parts``: ``ce`` and ``kl`` (without ``tau^2``).
+
+    The self-distillation draft this control follows (Tiwawongrut & Silpasuwanchai, "Self-Distillation
+    using image-language representation") describes a moving-average teacher, interpolated inputs
+    for it and a student that matches the teacher's softmax outputs; it gives no equation or default,
+    so the defaults above are Mean Teacher's.
     """
 
     #: The trainer computes ``teacher_logits`` itself with an EMA copy of the student.

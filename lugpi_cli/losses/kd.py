@@ -19,6 +19,7 @@ from lugpi_cli.losses.base import (
     LossOutput,
     Option,
 )
+from lugpi_cli.losses.lugpi import squared_l2
 from lugpi_cli.losses.registry import register_loss
 
 __all__ = ["FitNetLoss", "KDLoss", "check_at_most", "kl_per_sample", "need", "soft_kl"]
@@ -124,20 +125,25 @@ class FitNetLoss(DistillLoss):
 
     .. math::
 
-        \mathcal{L} = \mathrm{CE}(y, s) + \beta\,\lVert r(e_S) - e_T \rVert^2
+        \mathcal{L} = \mathrm{CE}(y, s) + \beta\,\frac{1}{d_T}\lVert r(e_S) - e_T \rVert_2^2
+        \quad(\texttt{l2\_reduction="mean"}),\qquad
+        \mathcal{L} = \mathrm{CE}(y, s) + \beta\,\lVert r(e_S) - e_T \rVert_2^2
+        \quad(\texttt{"sum"})
 
     where ``r`` is a learned linear regressor ``nn.Linear(d_S, d_T)`` (with bias; always present, also
-    when the widths agree, as in the paper) applied to the student's embedding ``e_S``, and ``e_T`` is
-    the teacher's cached embedding (the "hint"). The squared norm is an MSE: a mean over the embedding
-    dims, then over the batch (``F.mse_loss``).
+    when the widths agree, as in the paper) applied to the student's embedding ``e_S`` (taken before the
+    student head's dropout), and ``e_T`` is the teacher's cached embedding (the "hint"). The default
+    ``l2_reduction="mean"`` is an MSE: the mean over the ``d_T`` embedding dims, then over the batch
+    (``F.mse_loss``); ``"sum"`` is the squared L2 norm over the dims (batch mean), the paper's sum.
 
     Where this departs from the paper, or the paper is silent:
 
     - The paper trains in two stages (first the hint layer alone, then KD on the whole student); here
       hint and task are one joint objective, as in most re-implementations (e.g. CRD's ``HintLoss``).
-    - The paper's hint loss is ``1/2 ||u_h - r(v_g)||^2`` summed over units; the MSE here divides by
-      the width instead, so ``beta`` does not have to shrink with the teacher's width. Default
-      ``beta=1`` (CRD's benchmark uses 100 with CNN feature maps; choose by validation).
+    - The paper's hint loss is ``1/2 ||u_h - r(v_g)||^2`` summed over units (``l2_reduction="sum"``, with
+      ``beta = 1/2``); the default MSE divides by the width instead, so ``beta`` does not have to shrink
+      with the teacher's width. Default ``beta=1`` (CRD's benchmark uses 100 with CNN feature maps;
+      choose by validation).
     - The hint/guided layers are the embeddings the classification layers read (no intermediate
       layers are cached), and the paper's convolutional regressor becomes a linear map.
 
@@ -147,13 +153,17 @@ class FitNetLoss(DistillLoss):
     """
 
     options: ClassVar[dict[str, Option]] = {
-        "beta": Option(float, 1.0, "weight of the hint term ||r(e_S) - e_T||^2 (MSE)", min=0.0),
+        "beta": Option(float, 1.0, "weight of the hint term ||r(e_S) - e_T||^2", min=0.0),
+        "l2_reduction": Option(str, "mean", "reduce the squared difference over embedding dims (mean = MSE)",
+                               choices=("mean", "sum")),
     }
     all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"embedding"})
 
-    def __init__(self, *, beta: float = 1.0, student_dim: int | None = None, teacher_dim: int | None = None):
-        super().__init__(beta=beta)
+    def __init__(self, *, beta: float = 1.0, l2_reduction: str = "mean", student_dim: int | None = None,
+                 teacher_dim: int | None = None):
+        super().__init__(beta=beta, l2_reduction=l2_reduction)
         self.beta: float = self.hparams["beta"]
+        self.l2_reduction: str = self.hparams["l2_reduction"]
         self.regressor: nn.Linear | None = None
         if student_dim is not None and teacher_dim is not None:
             self.prepare(student_dim, teacher_dim)
@@ -185,7 +195,7 @@ class FitNetLoss(DistillLoss):
                     f"the regressor maps width {self.regressor.in_features} -> {self.regressor.out_features}, "
                     f"but got student width {e_s.shape[-1]} and teacher width {e_t.shape[-1]}"
                 )
-            hint = F.mse_loss(self.regressor(e_s), e_t.to(e_s.dtype))
+            hint = squared_l2(self.regressor(e_s), e_t.to(e_s.dtype), self.l2_reduction)
             total = total + self.beta * hint
             parts["hint"] = hint.detach()
         return LossOutput(total=total, parts=parts)

@@ -1,24 +1,22 @@
-"""Meta-learned per-sample weights for MSD's three distillation terms (Meta-Weight-Net style).
+"""Meta-learned per-sample weights for MSD's three distillation terms: MSD's Algorithm 1.
 
-Shu et al., NeurIPS 2019, "Meta-Weight-Net: Learning an Explicit Mapping For
-Sample Weighting": a small MLP maps what is known about a training sample to
-its loss weight, and is trained online so that a one-step look-ahead of the
-model, updated with those weights, does well on clean validation data. MSD
-(Jin et al., Findings of EMNLP 2021, Sec. 4) learns its modality weights the
-same way; here the net reads the three teacher probability vectors of a sample
-(multimodal, text-only, image-only) and outputs the three weights.
+MSD (Jin et al. 2021, Sec. 3.4) learns its weights ``(w_i, w_i^v, w_i^t) = f(t(x_i), t(x_i^v),
+t(x_i^t); Theta)`` (Eq. 8) with a small MLP ending in a sigmoid, online, after Meta-Weight-Net
+(Shu et al., NeurIPS 2019): the net reads the three teacher probability vectors of a sample and
+outputs the three weights; the validation split is the meta-data set.
 
-One meta step (:func:`meta_weight_step`), before each real student step:
+One iteration of Algorithm 1 (:func:`meta_weight_step` does lines 4-5; the trainer's ordinary step
+is line 6):
 
-1. look-ahead: ``theta' = theta - inner_lr * grad_theta L_train(theta; w_phi)`` with the
-   weights ``w_phi`` from the net, keeping the graph (``create_graph=True``), through
-   ``torch.func.functional_call`` so the student's own parameters are untouched;
-2. meta loss: plain cross-entropy of the looked-ahead student on a validation batch,
-   back-propagated (second order, through ``theta'``) into the weight net ``phi`` only;
-   ``meta_optimizer.step()``.
-
-The real student step then uses the updated net's weights without gradient
-(``MsdLoss.forward`` with ``weighting="meta"``).
+4. look-ahead: ``w_hat(Theta) = w - alpha * grad_w L_student(w, Theta)`` (Eq. 1 with the net's
+   weights, on the training batch), keeping the graph (``create_graph=True``), through
+   ``torch.func.functional_call`` so the student's own parameters are untouched; ``alpha`` is
+   ``MsdLoss.meta_alpha``;
+5. ``Theta <- Theta - beta * grad_Theta L_meta(w_hat(Theta))``, ``L_meta`` the cross-entropy of the
+   looked-ahead student on a validation batch (Eq. 9), back-propagated (second order, through
+   ``w_hat``) into the net only; ``beta`` is ``MsdLoss.meta_lr`` and the step is plain SGD
+   (``MsdLoss.make_meta_optimizer``: no momentum, no weight decay);
+6. the real student step uses the updated net's weights without gradient (``MsdLoss.forward``).
 """
 
 from __future__ import annotations
@@ -75,7 +73,7 @@ def meta_weight_step(
     train_batch: dict,
     val_batch: dict,
     *,
-    inner_lr: float,
+    inner_lr: float | None = None,
     meta_optimizer: torch.optim.Optimizer,
     make_inputs: Callable[[Any, dict], DistillInputs],
 ) -> dict[str, float]:
@@ -85,8 +83,9 @@ def meta_weight_step(
     ``make_inputs(output, train_batch)`` builds the :class:`DistillInputs` of the
     training batch, teacher outputs included; the validation batch only needs
     ``val_batch["labels"]`` (no teacher output is read for it). ``inner_lr`` is
-    the look-ahead's SGD step size (the student optimizer's current learning
-    rate is the natural choice). Only the weight net's parameters receive
+    the look-ahead's SGD step size alpha (default ``loss.meta_alpha``);
+    ``meta_optimizer`` takes the net's step (``loss.make_meta_optimizer()``:
+    SGD with ``lr = meta_lr``, as Algorithm 1 states). Only the weight net's parameters receive
     gradients: the student's ``.grad`` are left untouched, so the caller's real
     step (``loss(inputs).total.backward(); optimizer.step()``) follows as usual.
 
@@ -95,6 +94,8 @@ def meta_weight_step(
     """
     if loss.weighting != "meta":
         raise ValueError(f"meta_weight_step needs an msd loss with weighting='meta', got {loss.weighting!r}")
+    if inner_lr is None:
+        inner_lr = loss.meta_alpha
     if not inner_lr > 0:
         raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
 

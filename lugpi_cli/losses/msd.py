@@ -1,15 +1,15 @@
-"""Modality-specific distillation (MSD), adapted to a text-only student."""
+"""Modality-specific distillation (MSD, Jin et al. 2021), adapted to a text-only student."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
-from lugpi_cli.losses.kd import kl_per_sample, need
+from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOptionError, LossOutput, Option
+from lugpi_cli.losses.kd import check_at_most, kl_per_sample, need
 from lugpi_cli.losses.meta import MetaWeightNet
 from lugpi_cli.losses.registry import register_loss
 
@@ -28,14 +28,20 @@ def _kl_rows(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def importance_weights(probs: Tensor) -> Tensor:
-    """(B, 3) ``[1, tanh KL(t(x) || t(x^t)), tanh KL(t(x) || t(x^v))]`` from (B, 3, k) teacher probabilities."""
+    """(B, 3) ``[w, w^t, w^v] = [1, tanh I_v, tanh I_t]`` from (B, 3, k) teacher probabilities (MSD Eq. 6).
+
+    ``I_v = KL(t(x) || t(x^t))`` is the change when the image is dropped (the image's importance), and
+    ``I_t = KL(t(x) || t(x^v))`` the change when the text is dropped; the paper weights the image term
+    by ``g(I_t)`` and the text term by ``g(I_v)``, ``g = tanh``, and the multimodal term by 1.
+    """
     p_multi, p_text, p_image = probs.unbind(dim=1)
     ones = torch.ones_like(p_multi[:, 0])
     return torch.stack([ones, torch.tanh(_kl_rows(p_multi, p_text)), torch.tanh(_kl_rows(p_multi, p_image))], dim=1)
 
 
 def correctness_weights(probs: Tensor, labels: Tensor, eps: float = 1e-8) -> Tensor:
-    """(B, 3) weights proportional to ``1 / CE(y, t_m(x))``, normalised to sum to 1 per sample."""
+    """(B, 3) weights with ``w : w^t : w^v = 1/h(t(x)) : 1/h(t(x^t)) : 1/h(t(x^v))``, ``h`` the CE with the
+    true label, normalised to sum to 1 per sample (MSD Eq. 7)."""
     p_true = probs.gather(2, labels.view(-1, 1, 1).expand(-1, probs.shape[1], 1)).squeeze(2)
     inv = 1.0 / (-p_true.clamp_min(1e-30).log()).clamp_min(eps)
     return inv / inv.sum(dim=1, keepdim=True)
@@ -53,46 +59,58 @@ class _Outside:
 
 @register_loss("msd")
 class MsdLoss(DistillLoss):
-    r"""Modality-specific distillation (Jin et al., Findings of EMNLP 2021, "MSD: Saliency-aware
-    Knowledge Distillation for Multimodal Understanding"), for a text-only student.
+    r"""Modality-specific distillation (Jin, Sanjabi, Nie, Tan, Ren & Firooz, "Modality-specific
+    Distillation", 2021), for a text-only student.
 
     .. math::
 
-        \mathcal{L} = \mathrm{CE}(y, s) + \frac{1}{B}\sum_i \sum_{m \in \{\mathrm{multi},\mathrm{text},\mathrm{image}\}}
-            w_m(i)\,\tau^2\,\mathrm{KL}\big(t_m(x_i)_\tau \,\Vert\, s(x_i)_\tau\big)
+        \mathcal{L} = \lambda\,\mathrm{CE}(y, s) + (1 - \lambda)\,\mathcal{L}_\mathrm{distill},
+        \qquad
+        \mathcal{L}_\mathrm{distill} = \frac{\tau^2}{B}\sum_i \sum_{m \in \{\mathrm{multi},\mathrm{text},\mathrm{image}\}}
+            w_m(i)\,\mathrm{KL}\big(t_m(x_i)_\tau \,\Vert\, s(x_i)_\tau\big)
 
-    where ``t_multi(x) = t(x)`` is the multimodal teacher's prediction (cached ``teacher_logits``),
-    ``t_text(x) = t(x^t)`` the teacher's with the image dropped (``teacher_extra["logits_text"]``),
-    ``t_image(x) = t(x^v)`` the teacher's with the text dropped (``teacher_extra["logits_image"]``),
-    and ``_tau`` the softmax at temperature ``tau`` (per-sample KL, times ``tau^2``, weighted, then
-    averaged over the batch). The paper's student sees each modality, so its terms compare
+    the paper's Eq. (1) (``lam`` is its lambda, ``lambda`` being a Python keyword) with its Eq. (5)
+    as the distillation loss, scaled by ``tau^2 / |X|`` as in its Eqs. (2) and (4). ``t_multi(x) = t(x)``
+    is the multimodal teacher's prediction (cached ``teacher_logits``), ``t_text(x) = t(x^t)`` the
+    teacher's with the image dropped (``teacher_extra["logits_text"]``), ``t_image(x) = t(x^v)`` the
+    teacher's with the text dropped (``teacher_extra["logits_image"]``), and ``_tau`` the softmax at
+    temperature ``tau`` (Eq. 3). The paper's student sees each modality, so its terms compare
     ``t(x^m)`` with ``s(x^m)``; a text-only student has only ``s(x)``, so every term distils into it.
 
-    ``weighting`` chooses ``w_m(i)``:
+    Defaults from the paper's appendix B: ``lam = 0.5`` (Hateful-Memes and MM-IMDB; 0.6 for SNLI-VE),
+    ``tau = 4`` (Hateful-Memes and SNLI-VE; 1 for MM-IMDB), ``meta_lr = 1e-3`` (Hateful-Memes; 1e-4
+    for MM-IMDB and SNLI-VE). ``lam = 1`` is plain fine-tuning and reads no teacher output.
 
-    - ``population``: constants ``w_multi``, ``w_text``, ``w_image`` (grid-searchable; the paper's
-      population-based weighting). A weight of 0 drops the term and its teacher field. The other
+    ``weighting`` chooses ``w_m(i)``, each in [0, 1] (Eq. 5):
+
+    - ``population`` (Sec. 3.2): constants ``w_multi``, ``w_text``, ``w_image`` in [0, 1], found by
+      grid search on validation. A weight of 0 drops the term and its teacher field. The other
       weightings ignore these three options.
-    - ``importance`` (the paper's saliency-based importance weighting, Eq. 6): ``w_multi = 1``;
-      ``w_text = tanh KL(t(x) || t(x^t))`` and ``w_image = tanh KL(t(x) || t(x^v))``: each
-      modality term is weighted by how far the teacher's prediction *from that modality alone*
-      (the other modality dropped) is from its multimodal prediction, i.e. by how much the term
-      adds beyond the multimodal term. KLs of the unsoftened (tau = 1) teacher probabilities.
-    - ``correctness`` (Eq. 7): ``w_m(i) proportional to 1 / CE(y_i, t_m(x_i))``, normalised so the
+    - ``importance`` (Eq. 6): ``w_multi = 1``, ``w_image = tanh I_t`` with
+      ``I_t = KL(t(x) || t(x^v))`` (the change when the text is dropped: the text's importance) and
+      ``w_text = tanh I_v`` with ``I_v = KL(t(x) || t(x^t))`` (the change when the image is dropped),
+      exactly the paper's pairing ``w^v = g(I_t)``, ``w^t = g(I_v)``, ``g = tanh``. KLs of the
+      unsoftened (tau = 1) teacher probabilities; no label is used.
+    - ``correctness`` (Eq. 7): ``w_m(i)`` proportional to ``1 / CE(y_i, t_m(x_i))``, normalised so the
       three weights sum to 1 per sample (tau = 1 teacher probabilities; CE clamped at 1e-8).
-    - ``meta``: a :class:`~lugpi_cli.losses.meta.MetaWeightNet` (an MLP with a sigmoid, ``meta_hidden``
-      units) maps the concatenated three teacher probability vectors (tau = 1) to the three weights,
-      learned online Meta-Weight-Net style (Shu et al. 2019) by
-      :func:`~lugpi_cli.losses.meta.meta_weight_step`; ``forward`` uses the net without gradient.
-      ``meta_lr`` and ``meta_every`` are for the trainer (the net's Adam step size, and a meta step
-      every so many student steps).
+    - ``meta`` (Sec. 3.4, Eq. 8-10, Algorithm 1): a :class:`~lugpi_cli.losses.meta.MetaWeightNet` (an
+      MLP with a sigmoid, ``meta_hidden`` units) maps the three teacher probability vectors (tau = 1)
+      to the three weights. Before each student step (every ``meta_every``-th),
+      :func:`~lugpi_cli.losses.meta.meta_weight_step` takes a look-ahead SGD step of the student with
+      step size ``meta_alpha`` (alpha, line 4) and one plain gradient step of the net with learning
+      rate ``meta_lr`` (beta, line 5) on the validation CE of the looked-ahead student (Eq. 9); the
+      student's own step (line 6) then uses the updated net, without gradient into it.
 
-    The paper's text could not be retrieved while writing this (only its abstract); the equations
-    above follow the paper as specified for this project. In particular, which KL
-    weights which term under ``importance`` is the choice stated above; if the paper's Eq. 6 pairs
-    them the other way round (``w_text = tanh KL(t(x) || t(x^v))``, i.e. the saliency of the text:
-    the change when the *text* is dropped), swap the two entries in :func:`importance_weights`.
-    Default ``tau = 4`` (as ``kd``; the paper's value was not available).
+    ``meta_alpha`` is its own option, not the student's learning rate: the paper's Algorithm 1 states
+    SGD for the student, but the student here (as in the paper's experiments) trains with AdamW, whose
+    steps (~lr per coordinate) are far larger than ``lr * gradient``; an SGD look-ahead with
+    ``alpha = lr = 5e-5`` gives meta gradients of ~1e-8, which no meta step can use. The look-ahead
+    exists only to differentiate through, so ``alpha`` sets the meta gradient's scale (to first order
+    ``dL_meta/dw_m(i) = -alpha <grad L_val, grad KL_m(i)>``). Measured on all-MiniLM-L6-v2 (AdamW,
+    lr 5e-5, batches of 8, the first steps): the mean ``|dL_meta/db|`` of the net's output bias is
+    ~1e-5 at ``alpha = 5e-5`` and ~0.1 at ``alpha = 1``, the default; with ``meta_lr = 1e-3`` that
+    moves a weight's logit by ~1e-4 per step, up to ~0.5 over the paper's 5,000 iterations. Larger alphas
+    overshoot (the looked-ahead validation loss rises); tune ``meta_alpha`` with ``meta_lr``.
 
     The weight net is *not* a registered submodule (``loss.parameters()`` leaves it out, so the
     student's optimizer does not see it): reach it through :attr:`weight_net` /
@@ -102,14 +120,18 @@ class MsdLoss(DistillLoss):
 
     options: ClassVar[dict[str, Option]] = {
         "weighting": Option(str, "population", "how the three terms are weighted", choices=WEIGHTINGS),
+        "lam": Option(float, 0.5, "weight in [0, 1] of the hard-label CE; the distillation terms get 1 - lam",
+                      min=0.0),
         "tau": Option(float, 4.0, "temperature softening teacher and student in the KL terms", min=0.0,
                       min_exclusive=True),
-        "w_multi": Option(float, 1.0, "population weight of KL(t(x) || s)", min=0.0),
-        "w_text": Option(float, 1.0, "population weight of KL(t(x^t) || s) (image dropped)", min=0.0),
-        "w_image": Option(float, 1.0, "population weight of KL(t(x^v) || s) (text dropped)", min=0.0),
+        "w_multi": Option(float, 1.0, "population weight in [0, 1] of KL(t(x) || s)", min=0.0),
+        "w_text": Option(float, 1.0, "population weight in [0, 1] of KL(t(x^t) || s) (image dropped)", min=0.0),
+        "w_image": Option(float, 1.0, "population weight in [0, 1] of KL(t(x^v) || s) (text dropped)", min=0.0),
         "meta_hidden": Option(int, 100, "hidden units of the meta weight net", min=1),
-        "meta_lr": Option(float, 1e-3, "Adam learning rate of the meta weight net (trainer)", min=0.0,
-                          min_exclusive=True),
+        "meta_lr": Option(float, 1e-3, "beta: SGD learning rate of the meta weight net (Algorithm 1, line 5)",
+                          min=0.0, min_exclusive=True),
+        "meta_alpha": Option(float, 1.0, "alpha: SGD step size of the student's look-ahead (Algorithm 1, line 4)",
+                             min=0.0, min_exclusive=True),
         "meta_every": Option(int, 1, "a meta step every this many training batches (trainer)", min=1),
     }
     all_teacher_fields: ClassVar[frozenset[str]] = frozenset(TEACHER_FIELDS.values())
@@ -118,34 +140,49 @@ class MsdLoss(DistillLoss):
         self,
         *,
         weighting: str = "population",
+        lam: float = 0.5,
         tau: float = 4.0,
         w_multi: float = 1.0,
         w_text: float = 1.0,
         w_image: float = 1.0,
         meta_hidden: int = 100,
         meta_lr: float = 1e-3,
+        meta_alpha: float = 1.0,
         meta_every: int = 1,
         student_dim: int | None = None,
         teacher_dim: int | None = None,
         num_labels: int | None = None,
     ):
-        super().__init__(weighting=weighting, tau=tau, w_multi=w_multi, w_text=w_text, w_image=w_image,
-                         meta_hidden=meta_hidden, meta_lr=meta_lr, meta_every=meta_every)
+        super().__init__(weighting=weighting, lam=lam, tau=tau, w_multi=w_multi, w_text=w_text, w_image=w_image,
+                         meta_hidden=meta_hidden, meta_lr=meta_lr, meta_alpha=meta_alpha, meta_every=meta_every)
         h = self.hparams
         self.weighting: str = h["weighting"]
+        self.lam: float = h["lam"]
         self.tau: float = h["tau"]
         self.population = (h["w_multi"], h["w_text"], h["w_image"])
         self.meta_hidden: int = h["meta_hidden"]
         self.meta_lr: float = h["meta_lr"]
+        self.meta_alpha: float = h["meta_alpha"]
         self.meta_every: int = h["meta_every"]
         self._outside = _Outside()
         if num_labels is not None:
             self.prepare(student_dim, teacher_dim, num_labels)
 
+    @classmethod
+    def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
+        out = check_at_most(cls, super().check_options(values, parse=parse), values,
+                            {"lam": 1.0, "w_multi": 1.0, "w_text": 1.0, "w_image": 1.0})
+        if out["weighting"] == "meta" and out["lam"] >= 1:
+            raise LossOptionError("msd with weighting='meta' and lam=1 has no distillation term to weight",
+                                  hint="lower lam (the paper uses 0.5 or 0.6), or drop --weighting meta")
+        return out
+
     # -- what it needs -----------------------------------------------------------------
 
     @property
     def active_terms(self) -> tuple[str, ...]:
+        if self.lam >= 1:
+            return ()
         if self.weighting == "population":
             return tuple(m for m, w in zip(TERMS, self.population) if w > 0)
         return TERMS
@@ -181,8 +218,10 @@ class MsdLoss(DistillLoss):
         return list(self._outside.net.parameters())
 
     def make_meta_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
-        """Meta-Weight-Net's meta optimizer: Adam, ``lr=meta_lr``, weight decay 1e-4."""
-        return torch.optim.Adam(self.meta_parameters(), lr=self.meta_lr if lr is None else lr, weight_decay=1e-4)
+        """Algorithm 1, line 5: ``Theta <- Theta - beta * grad L_meta``, i.e. plain SGD with ``lr=meta_lr``
+        (no momentum, no weight decay)."""
+        return torch.optim.SGD(self.meta_parameters(), lr=self.meta_lr if lr is None else lr, momentum=0.0,
+                               weight_decay=0.0)
 
     def weight_net_for(self, inputs: DistillInputs) -> MetaWeightNet:
         """The weight net, created now (on the logits' device) if :meth:`prepare` was not called."""
@@ -228,7 +267,7 @@ class MsdLoss(DistillLoss):
         """(B, 3) per-sample weights of the three terms (no gradient), by ``weighting``."""
         b = inputs.batch_size
         dev = inputs.student_logits.device
-        if self.weighting == "population":
+        if self.weighting == "population" or not self.active_terms:
             return torch.tensor(self.population, device=dev).expand(b, 3)
         if self.weighting == "meta":
             return self.meta_weights(inputs, grad=False)
@@ -246,7 +285,6 @@ class MsdLoss(DistillLoss):
             raise ValueError(f"weights must have shape ({inputs.batch_size}, 3), got {tuple(weights.shape)}")
         ce = F.cross_entropy(z_s, inputs.labels)
         parts: dict[str, Tensor] = {"ce": ce.detach()}
-        total = ce
         logits = self.teacher_logits(inputs)
         distill = z_s.new_zeros(())
         for j, m in enumerate(TERMS):
@@ -257,7 +295,9 @@ class MsdLoss(DistillLoss):
             distill = distill + (w * kl).mean()
             parts[f"kl_{m}"] = kl.detach().mean()
             parts[f"w_{m}"] = w.detach().mean()
-        total = total + self.tau**2 * distill
+        total = self.lam * ce
+        if logits:
+            total = total + (1 - self.lam) * self.tau**2 * distill
         return LossOutput(total=total, parts=parts)
 
     def forward(self, inputs: DistillInputs) -> LossOutput:

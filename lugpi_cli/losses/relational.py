@@ -3,12 +3,20 @@
 Both compare relations *between the samples of a batch* (distances, angles,
 similarities), so the student's and the teacher's embeddings may differ in
 width and need no aligner. Both are computed on the embeddings the
-classification layers read (``student_embedding`` and the cached
-``teacher_embedding``).
+classification layers read (``student_embedding``, taken before the head's
+dropout, and the cached ``teacher_embedding``).
+
+Every relational term (distance and angle matrices, Gram matrices) is computed
+in float32 with autocast disabled (:func:`float32_relations`): under bf16
+autocast on a GPU the ``e @ e.T`` products lose enough precision to shift SP by
+up to 11% and RKD's distance term by 1.6%. Gradients still flow back to a bf16
+student embedding through the cast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -25,9 +33,23 @@ __all__ = [
     "pairwise_distances",
     "rkd_angle_loss",
     "rkd_distance_loss",
+    "float32_relations",
     "similarity_matrix",
+    "sp_term",
     "triplet_cosines",
 ]
+
+
+@contextmanager
+def float32_relations(device: torch.device) -> Iterator[None]:
+    """Autocast off on ``device``'s type for the block (relational terms then run in the inputs' dtype)."""
+    try:
+        ctx = torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # a device type without autocast: nothing to disable
+        yield
+        return
+    with ctx:
+        yield
 
 
 def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
@@ -62,25 +84,40 @@ def triplet_cosines(e: Tensor) -> Tensor:
 
 
 def rkd_distance_loss(e_s: Tensor, e_t: Tensor) -> Tensor:
-    """Smooth-L1 (Huber, delta 1) between the mean-normalised distance matrices, mean over B^2 entries."""
-    with torch.no_grad():
-        t = _mean_normalised(pairwise_distances(e_t))
-    s = _mean_normalised(pairwise_distances(e_s))
-    return F.smooth_l1_loss(s, t.to(s.dtype))
+    """Smooth-L1 (Huber, delta 1) between the mean-normalised distance matrices, mean over B^2 entries
+    (float32, autocast off)."""
+    with float32_relations(e_s.device):
+        e_s, e_t = e_s.float(), e_t.float()
+        with torch.no_grad():
+            t = _mean_normalised(pairwise_distances(e_t))
+        s = _mean_normalised(pairwise_distances(e_s))
+        return F.smooth_l1_loss(s, t)
 
 
 def rkd_angle_loss(e_s: Tensor, e_t: Tensor) -> Tensor:
-    """Smooth-L1 (Huber, delta 1) between the triplet cosines, mean over B^3 entries."""
-    with torch.no_grad():
-        t = triplet_cosines(e_t)
-    s = triplet_cosines(e_s)
-    return F.smooth_l1_loss(s, t.to(s.dtype))
+    """Smooth-L1 (Huber, delta 1) between the triplet cosines, mean over B^3 entries (float32, autocast off)."""
+    with float32_relations(e_s.device):
+        e_s, e_t = e_s.float(), e_t.float()
+        with torch.no_grad():
+            t = triplet_cosines(e_t)
+        s = triplet_cosines(e_s)
+        return F.smooth_l1_loss(s, t)
 
 
 def similarity_matrix(e: Tensor) -> Tensor:
     """SP's ``G~ = row-L2-normalise(e e^T)``, (B, B); rows of a flattened activation."""
     e = e.flatten(1)
     return F.normalize(e @ e.t(), p=2, dim=1)
+
+
+def sp_term(e_s: Tensor, e_t: Tensor) -> Tensor:
+    """``||G~_S - G~_T||_F^2 / b^2`` (SP's Eq. 4 for one layer pair), in float32 with autocast off."""
+    with float32_relations(e_s.device):
+        e_s, e_t = e_s.float(), e_t.float()
+        b = e_s.shape[0]
+        with torch.no_grad():
+            g_t = similarity_matrix(e_t)
+        return (similarity_matrix(e_s) - g_t).pow(2).sum() / (b * b)
 
 
 def _check_batch(e_s: Tensor, e_t: Tensor) -> None:
@@ -106,7 +143,8 @@ class RKDLoss(DistillLoss):
 
     As in the authors' reference code (``lenscloth/RKD``, ``metric/loss.py``), the sums are means
     over all B^2 pairs and B^3 triplets (degenerate pairs/triplets, with a zero vector, contribute 0 on
-    both sides), and the teacher side carries no gradient. The embeddings may differ in width.
+    both sides), and the teacher side carries no gradient. The embeddings may differ in width; ``e_S`` is
+    the student's embedding before its head's dropout; both terms are computed in float32 with autocast off.
     ``parts``: ``ce``, ``dist``, ``angle`` (unweighted).
     """
 
@@ -157,7 +195,8 @@ class SPLoss(DistillLoss):
 
     with ``e`` the (B, d) batch of embeddings (the paper's Eqs. 1-4, for one layer pair), ``b`` the
     batch size. The paper sets ``gamma = 3000`` (its CIFAR-10 experiments, Sec. 4.1; also torchdistill's
-    and CRD's setting), the default here. The embeddings may differ in width (G is b x b).
+    and CRD's setting), the default here. The embeddings may differ in width (G is b x b); ``e_S`` is the
+    student's embedding before its head's dropout; G is computed in float32 with autocast off.
     ``parts``: ``ce``, ``sp`` (= ||G_S - G_T||_F^2 / b^2, unweighted).
     """
 
@@ -182,10 +221,7 @@ class SPLoss(DistillLoss):
             e_t = need(inputs.teacher_embedding, "teacher_embedding", self).float()
             e_s = inputs.student_embedding
             _check_batch(e_s, e_t)
-            b = e_s.shape[0]
-            g_t = similarity_matrix(e_t).to(e_s.dtype)
-            g_s = similarity_matrix(e_s)
-            sp = (g_s - g_t).pow(2).sum() / (b * b)
+            sp = sp_term(e_s, e_t)
             total = total + self.gamma * sp
             parts["sp"] = sp.detach()
         return LossOutput(total=total, parts=parts)

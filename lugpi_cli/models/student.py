@@ -1,13 +1,18 @@
 """Text-only classifier: the distilled student, and the plain fine-tuned baseline/teacher.
 
 A thin wrapper around ``AutoModelForSequenceClassification`` whose forward
-also returns the embedding the classification layer reads, captured
-generically by a forward pre-hook on the last ``nn.Linear`` with
-``out_features == num_labels`` (DistilBERT: ``classifier``, input
-``dropout(relu(pre_classifier(h[:, 0])))``; BERT: ``classifier``, input
-``dropout(pooler_output)``; RoBERTa: ``classifier.out_proj``). For decoder
-models whose head scores every token (GPT-2 ``score``), the row of the last
-non-pad token is kept, as the model itself does for its logits.
+also returns the embedding e_S "just before the classification layer" (the
+LUGPI paper's definition), captured generically by a forward pre-hook on the
+last ``nn.Linear`` with ``out_features == num_labels`` (DistilBERT:
+``classifier``, input ``dropout(relu(pre_classifier(h[:, 0])))``; BERT:
+``classifier``, input ``dropout(pooler_output)``; RoBERTa:
+``classifier.out_proj``). When that input is the output of an ``nn.Dropout``
+module, e_S is the dropout's *input*: in training the embedding terms (LUGPI's
+L2, FitNet, RKD, SP) then match a clean vector, as the teacher's e_T was cached
+in eval mode, not one whose expected squared norm dropout inflates by p/(1-p);
+in eval mode the two are the same. For decoder models whose head scores every
+token (GPT-2 ``score``), the row of the last non-pad token is kept, as the
+model itself does for its logits.
 
 :meth:`TextClassifier.save_pretrained` writes a plain Hugging Face model
 directory: ``transformers.pipeline("text-classification", model=dir)`` works
@@ -119,15 +124,22 @@ class TextClassifier(nn.Module):
         inputs = text_inputs(self.model, batch)
         head = self.model.get_submodule(self.head_name)
         captured: dict[str, Tensor] = {}
+        last_dropout: list[tuple[Tensor, Tensor]] = []  # (input, output) of the latest nn.Dropout call
+
+        def on_dropout(_module, args, output):
+            last_dropout[:] = [(args[0], output)]
 
         def hook(_module, args):
-            captured["x"] = args[0]
+            dropped = last_dropout and last_dropout[0][1] is args[0]
+            captured["x"] = last_dropout[0][0] if dropped else args[0]  # e_S before the head's dropout
 
-        handle = head.register_forward_pre_hook(hook)
+        handles = [head.register_forward_pre_hook(hook)]
+        handles += [m.register_forward_hook(on_dropout) for m in self.model.modules() if isinstance(m, nn.Dropout)]
         try:
             logits = self.model(**inputs).logits
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         emb = captured["x"]
         if emb.dim() == 3:  # per-token head (GPT-2 style): keep the row the model pools its logits from
             emb = emb[torch.arange(emb.shape[0], device=emb.device), self._last_token_index(inputs["input_ids"])]

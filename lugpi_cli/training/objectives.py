@@ -7,7 +7,7 @@
   moving average of the student, run on the same (optionally mixup-interpolated)
   batch; it is a frozen submodule, so checkpoints hold it and resume restores it.
 * :class:`MetaObjective` — MSD with meta-learned weights: before every
-  ``meta_every``-th step a Meta-Weight-Net update on a validation batch.
+  ``meta_every``-th step a meta step (MSD's Algorithm 1, lines 4-5) on a validation batch.
 * :class:`ArmadaTeacherLoss` — the ARMADA teacher-side aligner's own loss.
 
 ``fit`` calls ``before_step(batch, lr)`` before each forward and
@@ -200,7 +200,8 @@ class MetaObjective(Objective):
             return
         device = next(self.model.parameters()).device
         self._ensure_meta()
-        self.last_stats = meta_weight_step(self.model, self.loss, batch, self._val_batch(device), inner_lr=max(lr, 1e-12),
+        # Algorithm 1 of MSD: look-ahead step size alpha = the loss's meta_alpha (not the AdamW lr)
+        self.last_stats = meta_weight_step(self.model, self.loss, batch, self._val_batch(device),
                                            meta_optimizer=self._meta_optimizer, make_inputs=make_inputs)
 
     def _ensure_meta(self) -> None:

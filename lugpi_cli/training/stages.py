@@ -203,6 +203,7 @@ def student_config(dataset_fp: str, spec: "StudentSpec", loss_hparams: dict[str,
         "kind": "student", "dataset": dataset_fp, "teacher": teacher_fp, "method": spec.method,
         "loss": loss_hparams, "text_model": hub.model_identity(spec.text_model), "init": spec.init,
         "train": cfg.hashed(),
+        "student_embedding": "before-dropout",  # older runs matched a dropped-out e_S: not reused
     }
 
 

@@ -101,6 +101,19 @@ def test_fitnet_regressor_and_hint_match_hand_computation():
     assert loss.regressor.weight.grad.abs().sum() > 0 and x.student_embedding.grad.abs().sum() > 0
 
 
+def test_fitnet_sum_reduction_is_the_squared_norm():
+    """l2_reduction="sum": beta ||r(e_S) - e_T||^2 summed over dims, batch mean (the README's formula)."""
+    torch.manual_seed(0)
+    loss = build_loss("fitnet", student_dim=3, teacher_dim=4, beta=0.5, l2_reduction="sum")
+    out = loss(inputs())
+    w, b = loss.regressor.weight.detach().tolist(), loss.regressor.bias.detach().tolist()
+    hint = mean(sum((ri - ti) ** 2 for ri, ti in zip(r, t)) for r, t in zip(matvec(w, E_S, b), E_T))
+    assert out.parts["hint"].item() == pytest.approx(hint, rel=1e-5)
+    assert out.total.item() == pytest.approx(hard_ce(Z_S, Y) + 0.5 * hint, rel=1e-5)
+    with pytest.raises(ValueError, match="mean, sum"):
+        build_loss("fitnet", l2_reduction="max")
+
+
 def test_fitnet_lazy_regressor_and_beta_zero():
     loss = FitNetLoss()
     assert loss.regressor is None and loss.beta == 1.0

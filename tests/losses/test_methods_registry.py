@@ -15,12 +15,13 @@ from lugpi_cli.losses import (
 
 TABLES = {
     "kd": {"lam": (float, 0.5), "tau": (float, 4.0)},
-    "fitnet": {"beta": (float, 1.0)},
+    "fitnet": {"beta": (float, 1.0), "l2_reduction": (str, "mean")},
     "rkd": {"w_d": (float, 25.0), "w_a": (float, 50.0)},
     "sp": {"gamma": (float, 3000.0)},
     "msd": {
-        "weighting": (str, "population"), "tau": (float, 4.0), "w_multi": (float, 1.0), "w_text": (float, 1.0),
-        "w_image": (float, 1.0), "meta_hidden": (int, 100), "meta_lr": (float, 1e-3), "meta_every": (int, 1),
+        "weighting": (str, "population"), "lam": (float, 0.5), "tau": (float, 4.0), "w_multi": (float, 1.0),
+        "w_text": (float, 1.0), "w_image": (float, 1.0), "meta_hidden": (int, 100), "meta_lr": (float, 1e-3),
+        "meta_alpha": (float, 1.0), "meta_every": (int, 1),
     },
     "armada": {"alpha": (float, 0.5), "beta": (float, 1.0), "gamma": (float, 1.0), "tau": (float, 5.0),
                "manifold": (str, "cosine")},
@@ -61,6 +62,9 @@ def test_unknown_option_names_it_and_the_valid_ones(name):
         ("msd", "meta_hidden", 0, ">= 1"),
         ("msd", "meta_every", 1.5, "integer"),
         ("msd", "meta_lr", 0.0, "> 0"),
+        ("msd", "meta_alpha", -1.0, "> 0"),
+        ("msd", "lam", 1.5, "<= 1"),
+        ("msd", "w_image", 1.5, "<= 1"),
         ("armada", "alpha", 2.0, "<= 1"),
         ("armada", "manifold", "l1", "cosine, euclid, pointwise"),
         ("armada", "tau", float("nan"), "finite"),

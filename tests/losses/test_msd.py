@@ -11,6 +11,7 @@ from torch import nn
 
 from lugpi_cli.losses import (
     DistillInputs,
+    LossOptionError,
     MetaWeightNet,
     MsdLoss,
     build_loss,
@@ -39,14 +40,13 @@ def inputs(*, grad=False, drop=()):
     )  # fmt: skip
 
 
-def expected_total(weights, tau):
-    """CE + mean_i sum_m w_m(i) tau^2 KL(t_m(x_i)_tau || s(x_i)_tau), by hand."""
-    total = hard_ce(Z_S, Y)
+def expected_total(weights, tau, lam=0.5):
+    """Eq. (1) with Eq. (5): lam CE + (1 - lam) mean_i sum_m w_m(i) tau^2 KL(t_m(x_i)_tau || s(x_i)_tau), by hand."""
     per = []
     for i in range(2):
         s = softmax(Z_S[i], tau)
         per.append(sum(w * tau**2 * kl(softmax(t[i], tau), s) for w, t in zip(weights[i], (T_MULTI, T_TEXT, T_IMAGE))))
-    return total + mean(per)
+    return lam * hard_ce(Z_S, Y) + (1 - lam) * mean(per)
 
 
 # -- the weights, value by value -------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_correctness_weights_value_by_value():
     assert out.total.item() == pytest.approx(expected_total(expected, 1.5), rel=1e-5)
 
 
-@pytest.mark.parametrize(("w_multi", "w_text", "w_image", "tau"), [(1, 1, 1, 4.0), (0.5, 2, 0.25, 1.0), (1, 0, 3, 2.0)])
+@pytest.mark.parametrize(("w_multi", "w_text", "w_image", "tau"), [(1, 1, 1, 4.0), (0.5, 0.8, 0.25, 1.0), (1, 0, 0.75, 2.0)])
 def test_population_weights_and_total(w_multi, w_text, w_image, tau):
     loss = build_loss("msd", w_multi=w_multi, w_text=w_text, w_image=w_image, tau=tau)
     out = loss(inputs())
@@ -92,6 +92,33 @@ def test_population_weights_and_total(w_multi, w_text, w_image, tau):
             mean(kl(softmax(t[i], tau), softmax(Z_S[i], tau)) for i in range(2)), rel=1e-5
         )
     assert ("kl_text" in out.parts) == (w_text > 0)
+
+
+@pytest.mark.parametrize("weighting", ["population", "importance", "correctness"])
+@pytest.mark.parametrize("lam", [0.0, 0.2, 0.6, 1.0])
+def test_lam_balances_ce_and_distillation_as_in_eq_1(weighting, lam):
+    """L = lam CE + (1 - lam) L_distill under every fixed weighting (the paper's Eq. 1); lam = 1 reads no teacher."""
+    loss = build_loss("msd", weighting=weighting, lam=lam, tau=2.0)
+    with_lam = loss(inputs()).total.item()
+    ce = hard_ce(Z_S, Y)
+    distill = (build_loss("msd", weighting=weighting, lam=0.0, tau=2.0)(inputs()).total.item())
+    assert with_lam == pytest.approx(lam * ce + (1 - lam) * distill, rel=1e-5)
+    if weighting == "population":
+        assert with_lam == pytest.approx(expected_total([[1, 1, 1]] * 2, 2.0, lam), rel=1e-5)
+    if lam == 1.0:
+        assert loss.teacher_fields == frozenset() and not loss.requires_teacher
+        x = inputs(drop=("logits_text", "logits_image"))
+        x.teacher_logits = None
+        assert loss(x).total.item() == pytest.approx(ce, rel=1e-6)
+
+
+def test_lam_and_population_weights_are_checked():
+    assert MsdLoss().lam == 0.5  # the paper's appendix B: 0.5 (Hateful-Memes, MM-IMDB)
+    for key, value in (("lam", 1.2), ("w_text", 1.5), ("w_image", 2.0)):
+        with pytest.raises(LossOptionError, match=rf"option '{key}'.*<= 1"):
+            build_loss("msd", **{key: value})
+    with pytest.raises(LossOptionError, match="no distillation term"):
+        build_loss("msd", weighting="meta", lam=1.0)
 
 
 def test_teacher_fields_and_missing_fields():
@@ -132,7 +159,9 @@ def test_weight_net_is_outside_the_student_parameters():
     assert all(p.grad is None for p in loss.meta_parameters())  # the real step never trains the net
     loss.double()
     assert all(p.dtype == torch.float64 for p in loss.meta_parameters())
-    assert isinstance(loss.make_meta_optimizer(), torch.optim.Adam)
+    meta_opt = loss.make_meta_optimizer()  # Algorithm 1, line 5: a plain gradient step with lr beta
+    assert type(meta_opt) is torch.optim.SGD
+    assert [(g["lr"], g["momentum"], g["weight_decay"]) for g in meta_opt.param_groups] == [(1e-3, 0.0, 0.0)]
     assert MsdLoss().meta_parameters() == []
     with pytest.raises(ValueError, match="built for 3 classes"):
         loss.prepare(num_labels=4)
@@ -191,12 +220,13 @@ def test_meta_step_updates_only_the_weight_net():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_meta_weighting_learns_to_drop_the_noise_term(seed):
     """Meta steps + real steps on a linear student: the weight of the pure-noise image term ends
-    clearly below those of the informative multimodal and text terms."""
+    clearly below those of the informative multimodal and text terms. The net's step is plain SGD
+    (Algorithm 1), so its learning rate is larger than an Adam step size would be."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(100 + seed)
     w_true = torch.randn(D, K, generator=g)
     student = LinearStudent()
-    loss = build_loss("msd", weighting="meta", tau=1.0, meta_lr=0.01)
+    loss = build_loss("msd", weighting="meta", tau=1.0, meta_lr=10.0)
     loss.prepare(num_labels=K)
     meta_opt = loss.make_meta_optimizer()
     opt = torch.optim.SGD(student.parameters(), lr=0.5)
@@ -243,3 +273,61 @@ def test_meta_gradients_are_averaged_across_processes(tmp_path):
     for p in procs:
         p.join(timeout=60)
     assert results[0] == results[1] == [[1.5, 1.5], [0.5, 0.5, 0.5]]
+
+
+def _lookahead_meta_loss(net, train, val, *, W, b, lam, tau, alpha):
+    """L_meta(w_hat(Theta)) of Algorithm 1 for a linear softmax student, every gradient by hand (no autograd)."""
+    with torch.no_grad():
+        probs = torch.stack([F.softmax(train[k], -1) for k in ("t_multi", "t_text", "t_image")], 1).flatten(1)
+        w = net(probs)  # (B, 3) in TERMS order
+        x, y = train["x"], train["labels"]
+        n = len(y)
+        z = x @ W.T + b
+        dz = lam * (F.softmax(z, -1) - F.one_hot(y, K)) / n  # d(lam CE)/dz
+        for j, k in enumerate(("t_multi", "t_text", "t_image")):  # d((1-lam) tau^2 mean w KL(t_tau||s_tau))/dz
+            dz += (1 - lam) * tau**2 / n * w[:, j:j + 1] * (F.softmax(z / tau, -1) - F.softmax(train[k] / tau, -1)) / tau
+        W_hat, b_hat = W - alpha * dz.T @ x, b - alpha * dz.sum(0)  # line 4
+        return F.cross_entropy(val["x"] @ W_hat.T + b_hat, val["labels"]).item()  # Eq. (9)
+
+
+def test_one_meta_step_is_algorithm_1_line_5():
+    """Theta <- Theta - beta * dL_meta/dTheta, the derivative by central differences of the hand-written
+    look-ahead (lines 4-5 of MSD's Algorithm 1): plain SGD, no momentum, no weight decay."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(7)
+    w_true = torch.randn(D, K, generator=g)
+    as64 = lambda batch: {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}  # noqa: E731
+    train, val = as64(synthetic_batch(16, g, w_true)), as64(synthetic_batch(16, g, w_true))
+    student = LinearStudent().double()
+    lam, tau, alpha, beta = 0.4, 2.0, 0.7, 0.05
+    loss = build_loss("msd", weighting="meta", lam=lam, tau=tau, meta_alpha=alpha, meta_lr=beta, meta_hidden=8)
+    loss.prepare(num_labels=K).double()
+    net = loss.weight_net
+    with torch.no_grad():  # a non-trivial starting point (the net's last layer starts at zero)
+        net.out.weight.normal_(0, 0.5, generator=g)
+        net.out.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    W, b = student.fc.weight.detach().clone(), student.fc.bias.detach().clone()
+
+    expected = {}
+    for name, p in net.named_parameters():
+        grad = torch.zeros_like(p)
+        for idx in [(i,) for i in range(3)] if p.dim() == 1 else [(0, 0), (1, 3), (2, 7)]:
+            vals = []
+            for h in (1e-6, -1e-6):
+                with torch.no_grad():
+                    p[idx] = before[name][idx] + h
+                vals.append(_lookahead_meta_loss(net, train, val, W=W, b=b, lam=lam, tau=tau, alpha=alpha))
+                with torch.no_grad():
+                    p[idx] = before[name][idx]
+            grad[idx] = (vals[0] - vals[1]) / 2e-6
+        expected[name] = grad
+    meta_weight_step(student, loss, train, val, meta_optimizer=loss.make_meta_optimizer(), make_inputs=make_inputs)
+    after = dict(net.named_parameters())
+    checked = 0
+    for name, grad in expected.items():
+        for idx in [(i,) for i in range(3)] if grad.dim() == 1 else [(0, 0), (1, 3), (2, 7)]:
+            step = (before[name][idx] - after[name][idx]).item()
+            assert step == pytest.approx(beta * grad[idx].item(), rel=1e-5, abs=1e-10), (name, idx)
+            checked += abs(step) > 1e-6
+    assert checked >= 6  # the net did move, by exactly beta times the meta gradient (no decay, no momentum)

@@ -156,3 +156,32 @@ def test_sp_defaults_and_gradients():
     # equal (row-normalised) similarities -> zero: a student that is the teacher scaled by 2
     same = loss(inputs(e_s=(2 * torch.tensor(E_T)).tolist()))
     assert same.parts["sp"].item() == pytest.approx(0.0, abs=1e-9)
+
+
+# -- float32 relations under bf16 autocast ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rkd", "sp"])
+def test_relations_are_float32_under_bf16_autocast(name):
+    """Under CPU bf16 autocast every relational term equals its float32 value to 1e-5 (the Gram products
+    themselves would be off by far more in bf16), and the gradient still reaches the student."""
+    from lugpi_cli.losses.relational import pairwise_distances, similarity_matrix
+
+    g = torch.Generator().manual_seed(0)
+    e_s = (torch.randn(16, 48, generator=g) + 3.0).requires_grad_(True)  # a shared offset: large Gram entries
+    e_t = torch.randn(16, 64, generator=g) + 2.0
+    x = DistillInputs(student_logits=torch.randn(16, 2, generator=g), student_embedding=e_s,
+                      labels=torch.randint(0, 2, (16,), generator=g), teacher_embedding=e_t)
+    loss = build_loss(name)
+    exact = loss(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = loss(x)
+        raw = (pairwise_distances(e_s.detach()), similarity_matrix(e_s.detach()))  # what bf16 would give
+    terms = ("dist", "angle") if name == "rkd" else ("sp",)
+    for term in terms:
+        assert mixed.parts[term].dtype == torch.float32
+        assert mixed.parts[term].item() == pytest.approx(exact.parts[term].item(), rel=1e-5, abs=1e-7), term
+    assert not torch.allclose(raw[0].float(), pairwise_distances(e_s.detach()), rtol=1e-3)  # bf16 would be off
+    assert not torch.allclose(raw[1].float(), similarity_matrix(e_s.detach()), rtol=1e-4)
+    mixed.total.backward()
+    assert e_s.grad is not None and e_s.grad.abs().sum() > 0

@@ -211,6 +211,32 @@ def test_text_embedding_carries_gradient(tiny_distilbert, distil_tok):
     assert not model.model.classifier._forward_pre_hooks  # the hook is removed after each call
 
 
+@pytest.mark.parametrize("arch", ["distilbert", "bert"])
+def test_text_embedding_is_taken_before_the_heads_dropout(arch, tiny_distilbert, distil_tok, tiny_bert, bert_tok):
+    """In training e_S is the clean activation the head's dropout reads (what eval mode gives), while the
+    logits do see the dropout: the encoder's own dropouts are off here, only the head's is on (p = 0.5)."""
+    path, tok = (tiny_distilbert, distil_tok) if arch == "distilbert" else (tiny_bert, bert_tok)
+    overrides = (dict(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.5) if arch == "distilbert" else
+                 dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.5))
+    model = TextClassifier.from_pretrained(path, labels=LABELS, **overrides)
+    batch = make_batch(tok)
+    hf = model.model
+    with torch.no_grad():
+        clean = model.eval()(batch).embedding
+        torch.manual_seed(3)
+        out = model.train()(batch)
+        if arch == "distilbert":
+            h = hf.distilbert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            manual = torch.relu(hf.pre_classifier(h[:, 0]))
+        else:
+            manual = hf.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             token_type_ids=batch["token_type_ids"]).pooler_output
+    torch.testing.assert_close(out.embedding, manual)
+    torch.testing.assert_close(out.embedding, clean)
+    assert not torch.allclose(hf.classifier(out.embedding), out.logits)  # the head's dropout was active
+    assert not any(m._forward_hooks for m in hf.modules() if isinstance(m, torch.nn.Dropout))  # hooks removed
+
+
 def test_text_embedding_per_token_head_uses_last_non_pad_token():
     """GPT-2 style heads score every token; the embedding is the row the logits come from."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
