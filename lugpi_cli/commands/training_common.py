@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console
+from lugpi_cli.progress import RESUME
 from lugpi_cli.data.snapshot import (
     DatasetRequest,
     describe_request,
@@ -35,18 +37,48 @@ def dataset_and_request(request: DatasetRequest, store) -> tuple[Any, dict[str, 
 
 
 class TrainingProgress:
-    """Epoch bars with the loss parts, and log lines, on stderr."""
+    """Epoch bars (count, samples/s, ETA; loss parts on a second line) and log lines, on stderr.
 
-    def __init__(self) -> None:
-        self.bar = console.ProgressBar("training", unit="batch")
+    Interrupted, it says how many epochs the run's checkpoint holds: the fit loop logs
+    ``epoch N: ...`` only after epoch N's checkpoint is written.
+    """
+
+    def __init__(self, cfg: Any = None) -> None:
+        self.epochs = getattr(cfg, "epochs", None)
+        self.bar = console.ProgressBar("training", unit="batch", rate_unit="samples",
+                                       rate_scale=float(getattr(cfg, "batch_size", 1) or 1))
+        self.bar.note = self._note
+        self.saved = 0  # epochs in the checkpoint
+        self.epoch = 0  # the epoch in progress
 
     def __enter__(self) -> Hooks:
         self.bar.__enter__()
-        return Hooks(log=self.bar.log, on_epoch_start=lambda epoch, n: self.bar.start(n, f"epoch {epoch}"),
+        return Hooks(log=self._log, on_epoch_start=self._epoch_start,
                      on_step=lambda n, parts: self.bar.advance(n, _postfix(parts)))
 
     def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)
+
+    def _epoch_start(self, epoch: int, batches: int) -> None:
+        self.epoch, self.saved = epoch, max(self.saved, epoch - 1)
+        self.bar.start(batches, f"epoch {epoch}" + (f"/{self.epochs}" if self.epochs else ""))
+
+    def _log(self, message: str) -> None:
+        match = re.match(r"(?:epoch|resuming \S+ after epoch) (\d+)\b", message)
+        if match:
+            self.saved = max(self.saved, int(match.group(1)))
+        self.bar.log(message)
+
+    def _note(self, _bar: Any) -> dict[str, Any]:
+        of = f" of {self.epochs}" if self.epochs else ""
+        if self.epoch == 0:
+            message = f"no epoch had started; {RESUME}"
+        elif self.saved >= self.epoch:
+            message = f"{self.saved}{of} epoch(s) trained and checkpointed; {RESUME}"
+        else:
+            message = (f"in epoch {self.epoch}{of}; {self.saved} finished epoch(s) are kept in the run's "
+                       f"checkpoint; run the same command to resume from epoch {self.saved + 1}")
+        return {"message": message, "epochs_kept": self.saved, "epoch": self.epoch, "epochs": self.epochs}
 
 
 def _postfix(parts: dict[str, float]) -> str:
