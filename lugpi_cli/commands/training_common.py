@@ -92,9 +92,14 @@ def emit_stage(result: StageResult) -> None:
 
     if not process_info().is_main:
         return
+    speed = throughput(result) if result.status == "trained" else None
+
     def render(out: Console) -> None:
         verb = "Reused" if result.status == "reused" else "Trained"
         out.print(f"{verb} {result.run.name}  ({result.run.dir})")
+        if speed:
+            out.print(f"{speed['epochs']} epoch(s) in {speed['seconds']:.1f} s: {speed['samples_per_second']:,.1f} "
+                      "training samples/s (validation included)")
         table = Table("split", "accuracy", "macro F1", "ROC-AUC", box=None)
         for split in ("train", "validation", "test"):
             m = result.metrics.get(split)
@@ -103,4 +108,17 @@ def emit_stage(result: StageResult) -> None:
                 table.add_row(split, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", "-" if auc is None else f"{auc:.4f}")
         out.print(table)
 
-    console.emit(result.to_json(), render)
+    console.emit({**result.to_json(), **({"samples_per_second": speed["samples_per_second"]} if speed else {})},
+                 render)
+
+
+def throughput(result: StageResult) -> dict[str, Any] | None:
+    """Training samples per second over the epochs of the run's ``history.jsonl`` (their seconds include
+    validation), or None without a history or with ``--max-steps``."""
+    history = [r for r in result.run.history() if r.get("seconds")]
+    n = (result.metrics.get("train") or {}).get("n_samples")
+    seconds = sum(float(r["seconds"]) for r in history)
+    train = ((result.run.config().get("config") or {}).get("train") or {})
+    if not history or not n or seconds <= 0 or train.get("max_steps") is not None:
+        return None  # --max-steps cuts epochs short: samples seen are not n per epoch
+    return {"epochs": len(history), "seconds": seconds, "samples_per_second": round(n * len(history) / seconds, 2)}

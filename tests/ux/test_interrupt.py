@@ -88,3 +88,20 @@ def test_training_note_counts_checkpointed_epochs():
         hooks.log("resuming student-x after epoch 3")
         hooks.on_epoch_start(3, 1)  # not called when nothing is left, but the note must not go backwards
         assert resumed.bar.interrupt_note()["epochs_kept"] == 3
+
+
+def test_a_trained_run_reports_its_samples_per_second(tmp_path):
+    import json as _json
+    from types import SimpleNamespace
+
+    from lugpi_cli.commands.training_common import throughput
+    from lugpi_cli.training.runs import Run
+
+    run = Run(tmp_path / "student-x")
+    run.dir.mkdir()
+    (run.dir / "config.json").write_text(_json.dumps({"config": {"train": {"max_steps": None}}}))
+    (run.dir / "history.jsonl").write_text('{"epoch": 1, "seconds": 2.0}\n{"epoch": 2, "seconds": 3.0}\n')
+    result = SimpleNamespace(run=run, metrics={"train": {"n_samples": 100}})
+    assert throughput(result) == {"epochs": 2, "seconds": 5.0, "samples_per_second": 40.0}
+    (run.dir / "config.json").write_text(_json.dumps({"config": {"train": {"max_steps": 3}}}))
+    assert throughput(result) is None

@@ -109,3 +109,30 @@ def test_help_hides_flag_metavars_and_says_which_teacher(cli, monkeypatch):
     assert "--json  " in ablate and "most recent finished multimodal teacher" in " ".join(ablate.split())
     assert "<int>" not in cli("--help").stdout.split("--verbose")[1].split("\n")[0]
     assert json.loads(cli("--json", "store", "info", code=1).stdout)["exit_code"] == 1
+
+
+def test_evaluate_table_keeps_every_run_name_and_column_at_80_and_200_columns():
+    from lugpi_cli.commands.evaluate import render_comparison
+    from lugpi_cli.evaluation.compare import Comparison, Row
+
+    metrics = {"accuracy": 0.9, "macro_f1": 0.89, "micro_f1": 0.9, "roc_auc": 0.97}
+    rows = [Row(f"student-cwi-news-{i}a8b9c0d1e2f3", "", f"LUGPI student (α=3 τ=8, β=1) [soften=s{i}]", "student",
+                "cwi-news", metrics, baseline=i == 0,
+                mcnemar=None if i == 0 else {"pvalue": 0.0063, "method": "exact"},
+                agreement={"label_agreement": 0.95, "mean_kl": 0.032}) for i in range(3)]
+    comparison = Comparison("test", 0.001, rows)
+    for width in (80, 200):
+        text = _render_console(lambda out: render_comparison(comparison, out), width)
+        assert max(map(len, text.splitlines())) <= width
+        for r in rows:
+            assert r.run in text, (width, r.run)
+        for header in ("accuracy", "macro-F1", "micro-F1", "ROC-AUC", "McNemar", "agreement", "0.0063", "95.0%"):
+            assert header in text, (width, header)
+        assert "…" not in text
+        assert text.count("soften") == 3  # the model labels wrap, never vanish
+
+
+def _render_console(draw, width: int) -> str:
+    out = io.StringIO()
+    draw(Console(file=out, width=width, color_system=None))
+    return out.getvalue()
