@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -86,7 +87,7 @@ def density_figure(probs: Mapping[str, Sequence[np.ndarray]], class_names: Seque
         if c % cols == 0:
             ax.set_ylabel("density", fontsize=8)
         if c >= n - cols:
-            ax.set_xlabel(f"P(class)", fontsize=8)
+            ax.set_xlabel("P(class)", fontsize=8)
     fig.suptitle(title, fontsize=11)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     _legend_below(fig, handles, labels)
@@ -136,7 +137,7 @@ def grid_figure(df: pd.DataFrame, factors: Sequence[str], metric: str = "test_ac
     bar = fig.colorbar(image, ax=ax)
     bar.set_label(f"{name} (%)")
     _percent_axis(bar.ax.yaxis)
-    rest = [f for f in factors[2:]]
+    rest = list(factors[2:])
     title = f"mean {name} over seeds" + (f", averaged over {', '.join(rest)}" if rest else "")
     ax.set_title(_fit(title, 40), fontsize=10)
     fig.tight_layout()
@@ -163,7 +164,9 @@ def learning_curve_figure(curves: Mapping[str, Sequence[Sequence[float]]], title
         line, = ax.plot(epochs, mean, marker="o", markersize=3, linewidth=1.6,
                         label=label + (f" (n={len(runs)})" if len(runs) > 1 else ""))
         if len(runs) > 1:
-            std = 100 * np.nanstd(matrix, axis=0, ddof=1) if len(runs) > 1 else 0
+            with warnings.catch_warnings():  # an epoch only one seed reached (early stopping) has no std
+                warnings.simplefilter("ignore", RuntimeWarning)
+                std = 100 * np.nanstd(matrix, axis=0, ddof=1)
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.18, linewidth=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")

@@ -137,3 +137,25 @@ def test_learning_curves_mean_and_band_over_seeds():
 def test_history_accuracies_reads_epochs_in_order():
     rows = [{"epoch": 2, "val_accuracy": 0.7}, {"epoch": 1, "val_accuracy": 0.6}, {"epoch": 3}]
     assert history_accuracies(rows) == [0.6, 0.7]
+
+
+def test_ablation_curves_group_cells_by_setting_over_seeds(tmp_path):
+    import json
+
+    from lugpi_cli.ablation.analysis import setting_curves
+
+    rows = []
+    for alpha in (0, 3):
+        for seed in (0, 1):
+            run_dir = tmp_path / f"cell-{alpha}-{seed}"
+            run_dir.mkdir()
+            (run_dir / "history.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "val_accuracy": 0.1 * e + 0.01 * seed + alpha / 100}) + "\n"
+                for e in (1, 2)))
+            rows.append({"alpha": alpha, "beta": 1, "seed": seed, "run_dir": str(run_dir)})
+    rows.append({"alpha": 5, "beta": 1, "seed": 0, "run_dir": str(tmp_path / "missing")})  # no history: left out
+    curves = setting_curves(rows, ["alpha"])
+    assert list(curves) == ["alpha=0", "alpha=3"]
+    assert np.allclose(curves["alpha=3"], [[0.13, 0.23], [0.14, 0.24]])
+    fig = learning_curve_figure(curves, "validation accuracy per epoch, mean ± std over seeds")
+    assert layout_problems(fig) == [] and len(fig.axes[0].collections) == 2
