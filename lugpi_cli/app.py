@@ -48,6 +48,18 @@ def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
     return code
 
 
+def _interrupted(args: list[str]) -> int:
+    """Ctrl-C: one line saying what was kept and how to resume; under ``--json`` one object too."""
+    import json
+
+    note = console.interrupt_report()
+    if (console.state().json or "--json" in args) and not console.state().emitted:
+        sys.stdout.write(json.dumps({**note, "exit_code": EXIT_INTERRUPTED}) + "\n")
+        sys.stdout.flush()
+    console.err_console().print(f"Interrupted: {note['message']}.", markup=False, highlight=False)
+    return EXIT_INTERRUPTED
+
+
 _GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
 _GLOBAL_VALUED = {"-w", "--workspace"}
 
@@ -79,14 +91,25 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which would turn it into a silent exit 130) to :meth:`LugpiGroup.main`."""
+
+
 class LugpiGroup(TyperGroup):
     """Maps exceptions to exit codes and one clear message (traceback only with -v)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         from store.errors import StoreError
 
         console.set_state(console.State())
+        console.running_bars.clear()
         args = hoist_global_options(list(sys.argv[1:] if args is None else args))
         try:
             rv = super().main(args=args, prog_name=prog_name or "lugpi", complete_var=complete_var,
@@ -104,8 +127,8 @@ class LugpiGroup(TyperGroup):
             code = EXIT_USER_ERROR
             if console.state().json or "--json" in args:
                 _json_error(exc.format_message(), None, code)
-        except Abort:
-            code = EXIT_INTERRUPTED
+        except (_Interrupted, Abort, KeyboardInterrupt):
+            code = _interrupted(args)
         except (UserError, StoreError) as exc:
             code = _report(exc, getattr(exc, "exit_code", EXIT_USER_ERROR))
         except BrokenPipeError:  # `lugpi ... | head`: the reader has what it wanted
@@ -114,15 +137,29 @@ class LugpiGroup(TyperGroup):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
             code = 0
-        except KeyboardInterrupt:
-            console.err_console().print("Interrupted; finished batches are kept, rerun to resume.")
-            code = EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             code = _report(exc, EXIT_INTERNAL, prefix=f"Unexpected {type(exc).__name__}")
         if standalone_mode:
             sys.exit(code)
         return code
 
+
+def _hide_flag_metavars() -> None:
+    """Flags and counters take no value, so help shows no ``<bool>`` / ``<int>`` after them."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_lugpi", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich._lugpi = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_metavars()
 
 app = typer.Typer(
     cls=LugpiGroup,

@@ -124,49 +124,24 @@ def note(message: str) -> None:
     human().print(message)
 
 
-class ProgressBar:
-    """A rich progress bar on stderr with items/s and ETA (silent with --quiet).
+def ProgressBar(description: str, *, unit: str = "it", **options: Any):
+    """A progress bar on stderr (count, rate, ETA; details on a second line); silent with --quiet.
+    See :class:`lugpi_cli.progress.ProgressBar` for the options."""
+    from lugpi_cli.progress import ProgressBar as _Bar
 
-    >>> with ProgressBar("generating", unit="img") as bar:   # doctest: +SKIP
-    ...     bar.start(total)
-    ...     bar.advance(8)
-    """
+    return _Bar(description, unit=unit, quiet=_state.quiet, **options)
 
-    def __init__(self, description: str, *, unit: str = "it"):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.description = description
-        self.unit = unit
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("{task.fields[postfix]}"),
-            console=Console(stderr=True, quiet=_state.quiet), transient=False,
-        )
-        self._task = None
+running_bars: list[Any] = []  # progress bars entered and not left normally, innermost last
 
-    def __enter__(self) -> "ProgressBar":
-        self._progress.__enter__()
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self._progress.__exit__(*exc)
+def interrupt_report() -> dict[str, Any]:
+    """After Ctrl-C: what the innermost running bar kept (``message`` and facts), else a generic note."""
+    if running_bars:
+        note = running_bars[-1].interrupt_note()
+    else:
+        from lugpi_cli.progress import generic_note
 
-    def start(self, total: int, description: str | None = None) -> None:
-        """Begin a task of ``total`` items (a new line per call: one per epoch)."""
-        if self._task is not None:
-            self._progress.update(self._task, visible=True)
-        if total > 0:  # nothing to do: no empty bar
-            self._task = self._progress.add_task(description or self.description, total=total, rate="", postfix="")
-
-    def log(self, message: str) -> None:
-        """A line above the bars (suppressed by --quiet)."""
-        self._progress.console.print(message, markup=False, highlight=False)
-
-    def advance(self, n: int = 1, postfix: str = "") -> None:
-        if self._task is None:
-            return
-        self._progress.advance(self._task, n)
-        speed = self._progress.tasks[self._task].speed
-        rate = f"{speed:.2f} {self.unit}/s" if speed else ""
-        self._progress.update(self._task, rate=rate, postfix=postfix)
+        note = generic_note()
+    running_bars.clear()
+    return {"interrupted": True, **note}

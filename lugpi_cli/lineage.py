@@ -11,6 +11,7 @@ older one from the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from lugpi_cli.data.samples import Sample
@@ -76,3 +77,12 @@ def feature_source(store: Store, dataset: str, encoder_label: str) -> dict[str, 
         raise UserError(f"no {encoder_label!r} features for {dataset!r} in this workspace",
                         f"Run `lugpi embed {dataset} --encoder {encoder_label}` first.")
     return pointer
+
+
+def with_directory(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """``config`` plus, for a model read from a local directory, that directory's name (``directory``): what
+    ``store info`` shows beside the content hash. Only for the registry's display — never part of a fingerprint,
+    so the same model in another place still hits the same cache."""
+    if config.get("model") != "local":
+        return config
+    return {**config, "directory": Path(model).expanduser().name}

@@ -6,7 +6,8 @@ process only):
     results.csv / results.json   one row per cell: factors, seed, metrics, run, status, run_dir
     summary.csv                  mean and std over seeds per setting
     anova.csv                    type-II ANOVA of test accuracy on the factors (statsmodels)
-    heatmap.png                  mean test accuracy over the two main factors
+    heatmap.png                  mean test accuracy (%) over the two main factors; bars ± std for one factor
+    curves.png                   validation accuracy per epoch, one line per setting, mean ± std over seeds
 """
 
 from __future__ import annotations
@@ -85,5 +86,28 @@ def write_analysis(out_dir: Path, analysis: dict[str, Any], rows: Sequence[dict[
     if analysis["varied"]:
         from lugpi_cli.reports.plots import grid_heatmap
 
-        files.append(grid_heatmap(pd.DataFrame(list(rows)), analysis["varied"][:2], out_dir / "heatmap.png"))
+        files.append(grid_heatmap(pd.DataFrame(list(rows)), analysis["varied"], out_dir / "heatmap.png"))
+        curves = setting_curves(rows, analysis["varied"])
+        if curves:
+            from lugpi_cli.reports.plots import learning_curve_figure, save
+
+            title = "validation accuracy per epoch, mean ± std over seeds"
+            files.append(save(learning_curve_figure(curves, title), out_dir / "curves.png"))
     return files
+
+
+def setting_curves(rows: Sequence[dict[str, Any]], factors: Sequence[str]) -> dict[str, list[list[float]]]:
+    """Per setting of the varied ``factors`` (``alpha=3, tau=8``), each seed's validation accuracy per epoch,
+    read from the cell's ``history.jsonl``."""
+    from lugpi_cli.reports.plots import history_accuracies
+
+    curves: dict[str, list[list[float]]] = {}
+    for row in rows:
+        path = Path(str(row.get("run_dir") or "")) / "history.jsonl"
+        if not row.get("run_dir") or not path.exists():
+            continue
+        history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        accuracies = history_accuracies(history)
+        if accuracies:
+            curves.setdefault(", ".join(f"{f}={row[f]}" for f in factors), []).append(accuracies)
+    return curves

@@ -63,7 +63,8 @@ def ablate_command(
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A TOML file with an \\[ablate] table "
                                                    "(grid, set, seeds, preset, teacher, jobs).")] = None,
     teacher: Annotated[Optional[str], typer.Option("--teacher", "-t", help="Teacher run (default: the most "
-                                                   "recent finished one).")] = None,
+                                                   "recent finished multimodal teacher, else the most recent "
+                                                   "teacher).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Data set for grids that need no teacher.")]
     = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Cells in parallel (one per GPU when "
@@ -152,7 +153,7 @@ def ablate_command(
         f"{ds.name}-{fingerprint({**header, 'train': base.hashed(), 'data': ds.fingerprint()})[:10]}"
     factors = list(levels)
     rows: list[dict[str, Any] | None] = [None] * len(cells)
-    bar = console.ProgressBar("cells", unit="cell")
+    bar = console.ProgressBar("cells", unit="cell", kept=f"grid cells finished (in {out_dir / 'results.csv'})")
 
     def done(i: int, row: dict[str, Any]) -> None:
         rows[i] = row
@@ -190,9 +191,7 @@ def render_analysis(out: Console, analysis: dict[str, Any], factors: list[str]) 
     out.print(summary)
     best = analysis.get("best")
     if best:
-        setting = ", ".join(f"{k}={v}" for k, v in best["setting"].items())
-        out.print(f"best on validation: {setting}  (validation {100 * best['select_mean']:.2f}, "
-                  f"test {100 * best['report_mean']:.2f})")
+        out.print(best_line(best))
     anova = analysis.get("anova")
     if anova:
         table = Table("term", "df", "sum sq", "F", "p", title=f"ANOVA (type II) of test accuracy: {anova['formula']}",
@@ -204,6 +203,20 @@ def render_analysis(out: Console, analysis: dict[str, Any], factors: list[str]) 
         out.print(table)
     elif analysis.get("anova_note"):
         out.print(f"ANOVA: not computed ({analysis['anova_note']}).")
+
+
+def best_line(best: dict[str, Any]) -> str:
+    """The best setting on validation; when others have the same validation mean, says so and names them."""
+    def shown(setting: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in setting.items())
+
+    scores = f"validation {100 * best['select_mean']:.2f}%, test {100 * best['report_mean']:.2f}%"
+    tied = best.get("tied") or []
+    if not tied:
+        return f"best on validation: {shown(best['setting'])}  ({scores})"
+    others = "; ".join(shown(t) for t in tied)
+    return (f"best on validation: {len(tied) + 1} settings tied at validation {100 * best['select_mean']:.2f}%: "
+            f"{shown(best['setting'])} (listed first, test {100 * best['report_mean']:.2f}%); also {others}")
 
 
 def _pm(mean: Any, std: Any) -> str:

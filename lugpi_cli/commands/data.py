@@ -37,11 +37,7 @@ def show_command(
 
     def render(out: Console) -> None:
         out.print(f"[bold]{ds.name}[/] from {ds.source}  (fingerprint {summary['fingerprint'][:16]})")
-        table = Table("split", "samples", *ds.label_names, "distinct prompts", box=None)
-        for split, entry in summary["splits"].items():
-            table.add_row(split, str(entry["samples"]), *(str(entry["labels"][n]) for n in ds.label_names),
-                          str(entry["distinct_prompts"]))
-        out.print(table)
+        out.print(counts_table(summary["splits"], ds.label_names))
         if ds.skipped:
             out.print("skipped: " + ", ".join(f"{n} {why}" for why, n in ds.skipped.items()))
         for sample in ds.samples("train")[:examples]:
@@ -51,6 +47,20 @@ def show_command(
             out.print(f"  prompt: {sample.prompt[:200]}{'…' if len(sample.prompt) > 200 else ''}", markup=False)
 
     console.emit(summary, render)
+
+
+def counts_table(splits: dict, label_names: list[str]) -> Table:
+    """One row per class (names kept whole, however many classes), one column per split."""
+    table = Table("label", *splits, box=None)
+    for name in label_names:
+        table.add_row(name, *(f"{entry['labels'][name]:,}" for entry in splits.values()))
+    table.add_section()
+    table.add_row("[bold]samples[/]", *(f"{entry['samples']:,}" for entry in splits.values()))
+    table.add_row("distinct prompts", *(f"{entry['distinct_prompts']:,}" for entry in splits.values()))
+    for column in table.columns[1:]:
+        column.justify = "right"
+    table.columns[0].overflow = "fold"  # a name too long for the terminal wraps, never is cut
+    return table
 
 
 @data_app.command("download")

@@ -53,7 +53,7 @@ def demo_command(
 
         render_json_table(evaluation, out)
         out.print(f"Ablation (2x2 loss terms): {ablation}")
-        out.print(f"Report: {report.files.get('html')}  (contact sheet, densities, heatmap)")
+        out.print(f"Report: {report.files.get('html')}  (contact sheet, learning curves, densities, heatmap)")
         out.print(f"Done in {summary['seconds']:.0f} s; run it again and everything is reused.")
         out.print("[bold]Tiny untrained models show the mechanics, not the method's accuracy.[/] For a real "
                   "experiment: lugpi run recipes/quickstart.toml  (paper tables: recipes/paper/)")

@@ -141,7 +141,7 @@ def distill_command(
         raise UserError("this distillation needs a teacher run", "Pass --teacher RUN (see `ls WORKSPACE/runs`).")
     spec = StudentSpec(text_model=text_model, init=init, method=method, options=tuple(sorted(options.items())))
     cfg, device = training["config"], training["device"]
-    with TrainingProgress() as hooks:
+    with TrainingProgress(cfg) as hooks:
         result = distill(store, state.runs_path, ds, spec, cfg, teacher=teacher_run, dataset_request=described,
                          run=training["run"], force=training["force"], device=device, hooks=hooks)
     emit_stage(result)

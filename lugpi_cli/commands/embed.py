@@ -69,7 +69,7 @@ def embed_command(
     image_keys = source.image_keys(samples)
     workers = resolve_workers(workers, device)
 
-    with console.ProgressBar("embedding", unit="img") as bar:
+    with console.ProgressBar("embedding", unit="img", kept="images embedded and stored") as bar:
         summary = embed_images(store, list(image_keys.values()), config,
                                lambda: load_encoder(config, torch_device, torch_dtype),
                                batch_size=batch_size, workers=workers, on_start=bar.start, on_batch=bar.advance)

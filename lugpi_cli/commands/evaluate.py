@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lugpi_cli import console
@@ -32,33 +34,58 @@ def render_json_table(result: dict, out: Console) -> None:
     table = Table("model", "dataset", "accuracy", "macro-F1", "McNemar p", box=None)
     for r in result.get("runs", []):
         m = r["metrics"]
-        table.add_row(r["label"] + (" (baseline)" if r["baseline"] else ""), r["dataset"],
+        table.add_row(escape(r["label"]) + (" (baseline)" if r["baseline"] else ""), escape(r["dataset"]),
                       _fmt(m.get("accuracy")) + (MARKER if r["significant"] else "")
                       + ("" if not r.get("paper") else f" (paper {_paper(r['paper'], r['dataset'])})"),
                       _fmt(m.get("macro_f1")), "-" if r["mcnemar"] is None else f"{r['mcnemar']['pvalue']:.2g}")
     out.print(table)
 
 
-def render_comparison(comparison: Comparison, out: Console) -> None:
-    table = Table("model", "run", "accuracy", "macro-F1", "micro-F1", "ROC-AUC", "McNemar p", "agreement (KL)",
-                  title=f"{comparison.split} split", title_justify="left")
+HEADERS = ("model", "run", "accuracy", "macro-F1", "micro-F1", "ROC-AUC", "McNemar p", "agreement (KL)")
+WIDE = 125  # columns below which the table is printed as two (metrics, then tests), so no column is dropped
+
+
+def _comparison_cells(comparison: Comparison) -> list[list[str]]:
+    rows = []
     for dataset in comparison.datasets:
         if len(comparison.datasets) > 1:
-            table.add_row(f"[bold]{dataset}[/]", "", "", "", "", "", "", "")
+            rows.append([f"[bold]{dataset}[/]"] + [""] * (len(HEADERS) - 1))
         for r in (row for row in comparison.rows if row.dataset == dataset):
             agree = "-" if r.agreement is None else \
                 f"{100 * r.agreement['label_agreement']:.1f}% ({r.agreement['mean_kl']:.3f})"
             paper = "" if r.paper is None else f" [dim](paper {_paper(r.paper, dataset)})[/]"
-            table.add_row(r.label + (" [dim](baseline)[/]" if r.baseline else ""), r.run,
-                          _fmt(r.metrics.get("accuracy")) + r.marker() + paper,
-                          *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
-                          "-" if r.mcnemar is None else f"{r.mcnemar['pvalue']:.2g} ({r.mcnemar['method']})", agree)
-    out.print(table)
+            rows.append([escape(r.label) + (" [dim](baseline)[/]" if r.baseline else ""), escape(r.run),
+                         _fmt(r.metrics.get("accuracy")) + r.marker() + paper,
+                         *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
+                         "-" if r.mcnemar is None else f"{r.mcnemar['pvalue']:.2g} ({r.mcnemar['method']})", agree])
+    return rows
+
+
+def _table(rows: list[list[str]], columns: list[int], title: str | None) -> Table:
+    """The chosen columns; the model label wraps, run names and numbers stay whole."""
+    table = Table(*(HEADERS[c] for c in columns), title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for k, c in enumerate(columns):
+        table.columns[k].no_wrap = c not in (0, 6, 7)  # "0.0063 (exact)" may break at its space
+        if c == 0:
+            table.columns[k].min_width = 14
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    return table
+
+
+def render_comparison(comparison: Comparison, out: Console) -> None:
+    rows = _comparison_cells(comparison)
+    title = f"{comparison.split} split"
+    if out.width >= WIDE:
+        out.print(_table(rows, list(range(len(HEADERS))), title))
+    else:
+        out.print(_table(rows, [0, 1, 2, 3], title))
+        out.print(_table(rows, [1, 4, 5, 6, 7], f"{comparison.split} split: more metrics, significance, agreement"))
     if len(comparison.datasets) > 1:
         labels, datasets, cells = comparison.pivot()
         pivot = Table("model", *datasets, title="accuracy by data set", title_justify="left")
         for label in labels:
-            pivot.add_row(label, *(_fmt(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker()
+            pivot.add_row(escape(label), *(_fmt(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker()
                                    if (label, d) in cells else "" for d in datasets))
         out.print(pivot)
     for dataset, q in comparison.cochran.items():

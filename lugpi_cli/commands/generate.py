@@ -88,7 +88,8 @@ def generate_command(
     ds = resolve_dataset(request, store)
     samples = ds.samples(parse_splits(splits))
 
-    with console.ProgressBar("generating", unit="img") as bar:
+    eta = "GPU time left" if torch_device.type == "cuda" else "ETA"
+    with console.ProgressBar("generating", unit="img", eta_label=eta, kept="images stored") as bar:
         summary = generate_dataset(
             store, samples, config,
             lambda: load_pipeline(config, torch_device, torch_dtype, compile=compile),

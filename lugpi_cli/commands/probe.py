@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from lugpi_cli import console, runtime
@@ -85,17 +85,31 @@ def probe_command(
 
     def render(out: Console) -> None:
         for space, by_split in results.items():
-            table = Table("split", "n", "kNN accuracy", "chance", *ds.label_names, title=f"{space}, k={k}",
-                          title_justify="left")
-            for split, r in by_split.items():
-                table.add_row(split, str(r["n"]), f"{100 * r['accuracy']:.2f}", f"{100 * r['chance']:.2f}",
-                              *(f"{100 * r['per_class'].get(n, float('nan')):.1f}" for n in ds.label_names))
-            out.print(table)
+            out.print(probe_tables(space, k, by_split, ds.label_names))
         if crowded:
             out.print(f"Note: k={k} is not below the smallest class's {smallest} training samples (of {train_n}): "
                       "the vote then follows class sizes more than neighbourhoods; use a smaller --k.")
 
     console.emit(result, render)
+
+
+def _pct(value: float | None, digits: int) -> str:
+    return "-" if value is None or value != value else f"{100 * value:.{digits}f}%"
+
+
+def probe_tables(space: str, k: int, by_split: dict[str, dict], label_names: list[str]) -> Group:
+    """Accuracy beside chance per split, then per-class accuracy: one row per class (names kept whole)."""
+    summary = Table("split", "n", "kNN accuracy", "chance", title=f"{space}, k={k}", title_justify="left")
+    for split, r in by_split.items():
+        summary.add_row(split, f"{r['n']:,}", _pct(r["accuracy"], 2), _pct(r["chance"], 2))
+    per_class = Table("class", *by_split, title="kNN accuracy per class", title_justify="left")
+    for name in label_names:
+        per_class.add_row(name, *(_pct(r["per_class"].get(name), 1) for r in by_split.values()))
+    per_class.columns[0].overflow = "fold"
+    for table in (summary, per_class):
+        for column in table.columns[1:]:
+            column.justify = "right"
+    return Group(summary, per_class)
 
 
 def register(app: typer.Typer) -> None:

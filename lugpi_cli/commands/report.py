@@ -70,7 +70,7 @@ def report_command(
         out_console.print(f"Report of {teacher_run.name} vs {baseline_run.name}: {report.panels} example(s) "
                           f"({report.selection}).")
         for name, path in report.files.items():
-            out_console.print(f"  {name:14} {path}")
+            out_console.print(f"  {name:16} {path}")
 
     console.emit(result, render)
 

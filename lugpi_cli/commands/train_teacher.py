@@ -69,7 +69,7 @@ def train_teacher_command(
                        gamma=gamma)
     cfg, device = training["config"], training["device"]
     runtime.resolve_device(device)
-    with TrainingProgress() as hooks:
+    with TrainingProgress(cfg) as hooks:
         result = train_teacher(store, state.runs_path, ds, spec, cfg, dataset_request=described, run=training["run"],
                                force=training["force"], device=device, hooks=hooks)
     emit_stage(result)

@@ -17,6 +17,7 @@ import numpy as np
 
 from lugpi_cli import hub
 from lugpi_cli.encoders.config import EncoderConfig
+from lugpi_cli.lineage import with_directory
 from store import Store, encode_bundle, record_key
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def embed_images(
     todo = [k for k, have in zip(pending, present) if have]
     summary = EmbedSummary(images=len(wanted), reused=len(wanted) - len(pending),
                            missing_images=len(pending) - len(todo), encoder_fingerprint=enc_fp)
-    store.register("features", enc_fp, config.fingerprint_config())
+    store.register("features", enc_fp, with_directory(config.fingerprint_config(), config.model))
     if on_start is not None:
         on_start(len(todo))
     if todo:

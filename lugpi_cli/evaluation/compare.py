@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,8 +46,10 @@ def _describe(config: dict[str, Any]) -> str:
         modality = config.get("modality", "both")
         text = Path(str(config.get("text_model") or "")).name
         encoder = Path(str(config.get("encoder") or "")).name
-        return {"both": f"Teacher ({text} + {encoder})", "text": f"{text} (text only)",
-                "image": f"{encoder} image only"}[modality]
+        label = {"both": f"Teacher ({text} + {encoder})", "text": f"{text} (text only)",
+                 "image": f"{encoder} image only"}[modality]
+        dropout = config.get("modality_dropout") or 0
+        return f"{label}, modality dropout {dropout:g}" if dropout else label
     method = config.get("method", "lugpi")
     options = config.get("loss_options") or {}
     if method == "lugpi":
@@ -57,6 +60,53 @@ def _describe(config: dict[str, Any]) -> str:
         return "LUGPI student (" + ", ".join(t for t in terms if t) + ")"
     shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
     return f"{method} student ({shown})" if shown else f"{method} student"
+
+
+_NOT_SETTINGS = {"dataset", "features", "images", "teacher", "eval_batch_size"}  # hashes, or no effect on results
+
+
+def run_settings(config: dict[str, Any]) -> dict[str, str]:
+    """Every setting that defines a run, flat (``soften``, ``tau2``, ``lr``, ``modality_dropout``, ``teacher``...):
+    what labels are told apart by."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and set(value) == {"content", "model"}:
+            flat[prefix] = f"local@{str(value['content'])[:8]}"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k if prefix in ("", "train", "loss") else f"{prefix}.{k}", v)
+        elif prefix not in _NOT_SETTINGS:
+            flat[prefix] = value if isinstance(value, str) else json.dumps(value)
+
+    walk("", config.get("config") or {})
+    for key in ("modality_dropout", "teacher_run", "arch", "encoder"):
+        if key in config and not isinstance(config[key], dict):
+            flat.setdefault(key if key != "teacher_run" else "teacher", str(config[key]))
+    return flat
+
+
+def distinct_labels(labels: Sequence[str], configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """``labels`` where runs sharing one get the settings that tell them apart appended
+    (``LUGPI student (α=3 τ=8, β=1) [soften=both, tau2=true]``); runs that differ in nothing shown get
+    their run name."""
+    out = list(labels)
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    for label, members in groups.items():
+        if len(members) < 2:
+            continue
+        settings = [run_settings(configs[i]) for i in members]
+        keys = sorted({k for s in settings for k in s})
+        differing = [k for k in keys if len({s.get(k, "-") for s in settings}) > 1]
+        for i, s in zip(members, settings):
+            shown = ", ".join(f"{k}={s.get(k, '-')}" for k in differing[:4])
+            out[i] = f"{label} [{shown}]" if shown else f"{label} [{names[i]}]"
+        if len(set(out[i] for i in members)) < len(members):  # still equal (more than four differences)
+            for i in members:
+                out[i] = f"{label} [{names[i]}]"
+    return out
 
 
 def is_baseline(config: dict[str, Any]) -> bool:
@@ -237,11 +287,13 @@ def _compare_dataset(comparison: Comparison, loaded: dict[str, tuple[Run, dict, 
     else:
         base = next((n for n in names if is_baseline(loaded[n][1])), names[0])
     comparison.baselines[dataset] = base
-    for name in names:
+    labels = distinct_labels([run_label(loaded[n][1]) for n in names], [loaded[n][1] for n in names],
+                             [loaded[n][0].name for n in names])
+    for name, label in zip(names, labels):
         run, config, _ = loaded[name]
         preds = aligned[name]
         metrics = classification_metrics(preds.labels, preds.predicted, preds.probs, num_labels=preds.num_labels)
-        row = Row(run.name, str(run.dir), run_label(config), config["kind"], dataset, metrics, baseline=name == base)
+        row = Row(run.name, str(run.dir), label, config["kind"], dataset, metrics, baseline=name == base)
         if name != base:
             row.mcnemar = mcnemar_test(aligned[base].correct, preds.correct)
             row.significant = bool(significance_marker(row.mcnemar["pvalue"], comparison.alpha_level))
@@ -277,4 +329,5 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-__all__ = ["Comparison", "Row", "compare_runs", "is_baseline", "load_run", "run_label", "write_text"]
+__all__ = ["Comparison", "Row", "compare_runs", "distinct_labels", "is_baseline", "load_run", "run_label",
+           "run_settings", "write_text"]

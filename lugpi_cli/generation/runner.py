@@ -27,6 +27,7 @@ import numpy as np
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
+from lugpi_cli.lineage import with_directory
 from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
 from store.keys import FP_PREFIX_LEN
 from store.lmdb_store import FAILED_META_PREFIX
@@ -202,7 +203,7 @@ def generate_dataset(
     if todo and store.exists:
         summary.retried = sum(store.contains_many("meta", [_failure_key(plan.keys[i]) for i in todo]))
     store.create = True
-    store.register("images", gen_fp, fp_config)
+    store.register("images", gen_fp, with_directory(fp_config, config.model))
     if on_start is not None:
         on_start(len(todo))
     tokenizer = None

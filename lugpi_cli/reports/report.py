@@ -6,7 +6,8 @@
 * teacher and student probability densities per class (the Modality-specific
   Distillation paper's Fig. 6): for every class c, the distribution of P(c)
   over the test samples of class c;
-* the ablation heatmap, when an ablation directory is given.
+* validation accuracy per epoch of every model shown (``history.jsonl``);
+* the ablation heatmap (and its per-setting learning curves), when an ablation directory is given.
 """
 
 from __future__ import annotations
@@ -51,15 +52,6 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "files": self.files, "panels": self.panels, "examples": self.examples,
                 "selection": self.selection}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: int) -> tuple[list[Example], str]:
@@ -135,30 +127,27 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def probability_densities(runs: dict[str, Run], split: str, path: Path) -> Path:
-    """Per class c: histograms of P(c) over the test samples of class c, one curve per run."""
-    plt = _pyplot()
+    """Per class c: histograms of P(c) over the samples of class c, one curve per run (a grid of panels)."""
+    from lugpi_cli.reports.plots import density_figure, save
+
     preds = {name: load_run(run, split)[1] for name, run in runs.items()}
     _, aligned = align(preds)
     first = next(iter(aligned.values()))
     classes = list(range(first.num_labels))
     labels = next(iter(runs.values())).config().get("labels") or [str(c) for c in classes]
-    fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.2), dpi=110, squeeze=False)
-    bins = np.linspace(0, 1, 21)
-    for c, ax in zip(classes, axes[0]):
-        for name, p in aligned.items():
-            if p.probs is None:
-                continue
-            values = p.probs[p.labels == c, c]
-            ax.hist(values, bins=bins, histtype="step", linewidth=1.6, label=name, density=True)
-        ax.set_title(f"class {labels[c]}: P({labels[c]}) on its samples")
-        ax.set_xlabel("predicted probability")
-    axes[0][0].set_ylabel("density")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    probs = {name: [p.probs[p.labels == c, c] for c in classes] for name, p in aligned.items() if p.probs is not None}
+    title = f"P(c) on the {split} samples of class c"
+    return save(density_figure(probs, [str(labels[c]) for c in classes], title), path)
+
+
+def learning_curves(runs: dict[str, Run], path: Path) -> Path | None:
+    """Validation accuracy per epoch of each run (from ``history.jsonl``); None when no run has a history."""
+    from lugpi_cli.reports.plots import history_accuracies, learning_curve_figure, save
+
+    curves = {name: [acc] for name, run in runs.items() if (acc := history_accuracies(run.history()))}
+    if not curves:
+        return None
+    return save(learning_curve_figure(curves, "validation accuracy per epoch"), path)
 
 
 def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, students: Sequence[Run] = (),
@@ -168,7 +157,8 @@ def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, st
     if heatmap is not None and not heatmap.exists():  # before anything of an earlier report is removed
         what = "does not exist" if not Path(ablation).exists() else "holds no heatmap.png"
         raise UserError(f"--ablation {ablation} {what}", "Pass the output directory of `lugpi ablate`.")
-    for stale in ("contact_sheet.png", "densities.png", "heatmap.png", "index.html", "report.json"):
+    for stale in ("contact_sheet.png", "densities.png", "heatmap.png", "curves.png", "ablation_curves.png",
+                  "index.html", "report.json"):
         (out_dir / stale).unlink(missing_ok=True)  # a re-run never leaves an old picture behind
     shutil.rmtree(out_dir / "images", ignore_errors=True)
     picked, report.selection = pick_examples(store, teacher, baseline, split, examples)
@@ -184,9 +174,15 @@ def write_report(store: Store, out_dir: Path, *, teacher: Run, baseline: Run, st
                         "baseline": e.baseline} for e in picked]
     runs = {"teacher": teacher, **{f"student: {run_label(s.config())}": s for s in students}, "baseline": baseline}
     report.files["densities"] = str(probability_densities(runs, split, out_dir / "densities.png"))
+    curves = learning_curves(runs, out_dir / "curves.png")
+    if curves is not None:
+        report.files["curves"] = str(curves)
     if heatmap is not None:
         shutil.copy2(heatmap, out_dir / "heatmap.png")
         report.files["heatmap"] = str(out_dir / "heatmap.png")
+        if (Path(ablation) / "curves.png").exists():
+            shutil.copy2(Path(ablation) / "curves.png", out_dir / "ablation_curves.png")
+            report.files["ablation_curves"] = str(out_dir / "ablation_curves.png")
     labels = {name: run_label(run.config()) for name, run in runs.items()}
     report.files["html"] = str(_html(report, picked, labels, runs, split))
     (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
@@ -203,16 +199,25 @@ def _html(report: Report, picked: Sequence[Example], labels: dict[str, str], run
                     f"<td>{100 * m.get('macro_f1', float('nan')):.2f}</td></tr>")
     cards = []
     for k, ex in enumerate(picked):
-        img = f'<img src="images/{k:03d}.png" width="192">' if ex.image is not None else "<div>(no image)</div>"
+        img = f'<img src="images/{k:03d}.png" alt="generated image">' if ex.image is not None else \
+            "<div>(no image)</div>"
         cards.append(f'<figure>{img}<figcaption>{html.escape(ex.text[:300])}<br><b>label</b> {html.escape(ex.label)}'
                      f' · <span class="ok">teacher {html.escape(ex.teacher)}</span> · '
                      f'<span class="bad">baseline {html.escape(ex.baseline)}</span></figcaption></figure>')
-    extra = ''.join(f'<h2>{title}</h2><img src="{name}.png">' for name, title in
-                    (("densities", "Teacher and student probabilities per class"),
-                     ("heatmap", "Ablation: mean test accuracy")) if name in report.files)
+    extra = ''.join(f'<h2>{title}</h2><img class="plot" src="{name}.png" alt="{title}">' for name, title in
+                    (("curves", "Validation accuracy per epoch"),
+                     ("densities", "Teacher and student probabilities per class"),
+                     ("heatmap", "Ablation: mean test accuracy"),
+                     ("ablation_curves", "Ablation: validation accuracy per epoch, mean ± std over seeds"))
+                    if name in report.files)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>lugpi report</title>
-<style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;width:200px;vertical-align:top;margin:6px}}
-figcaption{{font-size:12px}} .ok{{color:darkgreen}} .bad{{color:#b00}} td,th{{padding:2px 10px}}</style></head><body>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} *{{box-sizing:border-box}}
+figure{{display:inline-block;width:200px;max-width:100%;vertical-align:top;margin:6px}}
+figure img{{width:192px;max-width:100%;height:auto}} img.plot{{max-width:100%;height:auto;display:block}}
+figcaption{{font-size:12px;overflow-wrap:anywhere}} .ok{{color:darkgreen}} .bad{{color:#b00}}
+table{{border-collapse:collapse;max-width:100%}} td,th{{padding:2px 10px;text-align:left;overflow-wrap:anywhere}}
+</style></head><body>
 <h1>lugpi report ({html.escape(split)} split)</h1>
 <table><tr><th>model</th><th>run</th><th>accuracy</th><th>macro-F1</th></tr>{''.join(rows)}</table>
 <h2>Examples ({len(picked)}): {html.escape(report.selection)}</h2>
@@ -224,4 +229,4 @@ figcaption{{font-size:12px}} .ok{{color:darkgreen}} .bad{{color:#b00}} td,th{{pa
     return path
 
 
-__all__ = ["Report", "contact_sheet", "pick_examples", "probability_densities", "write_report"]
+__all__ = ["Report", "contact_sheet", "learning_curves", "pick_examples", "probability_densities", "write_report"]
