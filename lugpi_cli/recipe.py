@@ -50,7 +50,8 @@ from lugpi_cli.errors import UserError, naming_given_value
 STAGES = {"generate": "generate", "embed": "embed", "teacher": "train-teacher", "student": "distill",
           "ablate": "ablate", "evaluate": "evaluate"}
 TOP_KEYS = {"title", "description", "dataset", "paper", *STAGES}
-DATASET_KEYS = {"name", "data", "text_col", "label_col", "split_col", "prompt_col", "id_col", "limit"}
+DATASET_KEYS = {"name", "data", "text_col", "label_col", "split_col", "prompt_col", "id_col", "limit",
+                "data_config", "data_revision"}
 RESERVED = {"json_out", "json", "run", "force", "dataset", "csv_path"}  # set by the runner, never by the recipe
 PATH_KEYS = {"data", "csv", "out", "recipe"}
 

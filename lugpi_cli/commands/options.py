@@ -19,8 +19,9 @@ DatasetArg = Annotated[
     str,
     typer.Argument(
         metavar="DATASET",
-        help="A built-in data set (imdb, 20newsgroups, cwi-news, cwi-wikinews, cwi-wikipedia) "
-        "or a .csv/.tsv/.jsonl/.parquet file.",
+        help="A built-in data set (imdb, 20newsgroups, cwi-news, cwi-wikinews, cwi-wikipedia), "
+        "a .csv/.tsv/.jsonl/.parquet file, a directory written by datasets' save_to_disk(), "
+        "or a Hugging Face Hub data set id (owner/name).",
     ),
 ]
 DataOpt = Annotated[
@@ -28,8 +29,10 @@ DataOpt = Annotated[
     typer.Option("--data", help="Where the data set's files are (archive, folder or table file). "
                  "Default: $LUGPI_DATA, the user cache, or the workspace's last copy."),
 ]
-TextColOpt = Annotated[Optional[str], typer.Option("--text-col", help="Table files: the text column.")]
-LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Table files: the label column.")]
+TextColOpt = Annotated[Optional[str], typer.Option("--text-col", help="Table files and Hugging Face data sets "
+                       "(default there: text): the text column.")]
+LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Table files and Hugging Face data sets "
+                        "(default there: label): the label column.")]
 SplitColOpt = Annotated[
     Optional[str], typer.Option("--split-col", help="Table files: train/validation/test column (else carved).")
 ]
@@ -37,6 +40,10 @@ PromptColOpt = Annotated[
     Optional[str], typer.Option("--prompt-col", help="Table files: what the diffusion model draws (default: the text).")
 ]
 IdColOpt = Annotated[Optional[str], typer.Option("--id-col", help="Table files: a stable sample id column.")]
+DataConfigOpt = Annotated[Optional[str], typer.Option("--data-config", help="Hugging Face Hub data sets: "
+                          "the config (subset) to load.")]
+DataRevisionOpt = Annotated[Optional[str], typer.Option("--data-revision", help="Hugging Face Hub data sets: "
+                            "the revision (branch, tag or commit hash) to load.")]
 LimitOpt = Annotated[
     Optional[int],
     typer.Option("--limit", min=1, help="At most N samples per split (stratified; for smoke runs)."),
@@ -90,7 +97,7 @@ TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id o
 DATASET_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("data", DataOpt, None), ("text_col", TextColOpt, None), ("label_col", LabelColOpt, None),
     ("split_col", SplitColOpt, None), ("prompt_col", PromptColOpt, None), ("id_col", IdColOpt, None),
-    ("limit", LimitOpt, None),
+    ("limit", LimitOpt, None), ("data_config", DataConfigOpt, None), ("data_revision", DataRevisionOpt, None),
 )
 TRAINING_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("epochs", EpochsOpt, 3), ("lr", LrOpt, 5e-5), ("batch_size", BatchSizeOpt, 14), ("grad_accum", GradAccumOpt, 1),
