@@ -86,6 +86,8 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=-1, help="DataLoader w
                                          "the store (-1: 4 on GPU, 0 on CPU).")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
 TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]
+ReportToOpt = Annotated[str, typer.Option("--report-to", help="Experiment trackers: tensorboard, wandb, mlflow, "
+                                          "all (the installed ones), none, or a comma-separated list.")]
 
 
 # -- option groups shared by several commands ------------------------------------------
@@ -104,7 +106,7 @@ TRAINING_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("max_steps", MaxStepsOpt, None), ("max_length", MaxLengthOpt, 512), ("early_stopping", EarlyStoppingOpt, None),
     ("warmup", WarmupOpt, 0.0), ("weight_decay", WeightDecayOpt, 0.01), ("seed", SeedOpt, 0),
     ("mixed_precision", PrecisionOpt, "auto"), ("workers", WorkersOpt, -1), ("device", DeviceOpt, "auto"),
-    ("run", RunOpt, None), ("force", ForceOpt, False),
+    ("run", RunOpt, None), ("force", ForceOpt, False), ("report_to", ReportToOpt, "none"),
 )
 
 
@@ -145,7 +147,8 @@ def train_config(values: dict) -> "TrainConfig":
                        grad_accum=values["grad_accum"], max_steps=values["max_steps"], max_length=values["max_length"],
                        early_stopping=values["early_stopping"], warmup_ratio=values["warmup"],
                        weight_decay=values["weight_decay"], seed=values["seed"],
-                       mixed_precision=values["mixed_precision"], workers=values.get("workers", 0))
+                       mixed_precision=values["mixed_precision"], workers=values.get("workers", 0),
+                       report_to=values.get("report_to", "none"))
 
 
 def training_options(func):
