@@ -255,16 +255,17 @@ def load(parts: dict[str, Any], *, name: str, source: str, origin: dict[str, Any
     return ds
 
 
-def load_saved(path: Path, **kwargs: Any) -> Dataset:
-    """A ``save_to_disk`` directory as a :class:`Dataset`."""
+def load_saved(path: Path, *, name: str | None = None, **kwargs: Any) -> Dataset:
+    """A ``save_to_disk`` directory as a :class:`Dataset` (named after the directory unless ``name``)."""
     path = path.expanduser()
-    return load(read_disk(path), name=path.resolve().name, source=str(path),
+    return load(read_disk(path), name=name or path.resolve().name, source=str(path),
                 origin={"kind": "save_to_disk", "path": str(path.resolve())}, **kwargs)
 
 
-def load_hub(hub_id: str, *, config: str | None = None, revision: str | None = None, **kwargs: Any) -> Dataset:
-    """A Hub data set (``owner/name``) as a :class:`Dataset`."""
-    name = hub_id if not config else f"{hub_id}:{config}"
+def load_hub(hub_id: str, *, config: str | None = None, revision: str | None = None, name: str | None = None,
+             **kwargs: Any) -> Dataset:
+    """A Hub data set (``owner/name``) as a :class:`Dataset` (named after the id, and config, unless ``name``)."""
+    name = name or (hub_id if not config else f"{hub_id}:{config}")
     source = f"Hugging Face Hub {hub_id}" + (f" ({config})" if config else "") + (f" @ {revision}" if revision else "")
     return load(read_hub(hub_id, config, revision), name=name, source=source,
                 origin={"kind": "hub", "id": hub_id, "config": config, "revision": revision or "main"}, **kwargs)

@@ -161,6 +161,10 @@ def load_dataset(
     if name_or_path is not None and data is None and hf.is_hub_id(name_or_path):
         return hf.load_hub(name_or_path, config=data_config, revision=data_revision, **columns,
                            test_fraction=test_fraction, **options)
+    if name_or_path is not None and data is not None and not tabular.is_tabular(Path(name_or_path)):
+        named = _named_hf_data(name_or_path, data, columns, data_config, data_revision, test_fraction, options)
+        if named is not None:
+            return named
     if name_or_path is None and data is None:
         raise UserError("no data set given", _choices_hint())
     path = Path(name_or_path if name_or_path is not None else data).expanduser()
@@ -183,6 +187,20 @@ def load_dataset(
         raise UserError(f"data file {path} does not exist", _choices_hint())
     _no_hub_options(str(path), data_config, data_revision)
     return tabular.load(path, **columns, test_fraction=test_fraction, **options)
+
+
+def _named_hf_data(name: str, data: str | Path, columns: dict, data_config: str | None, data_revision: str | None,
+                   test_fraction: float, options: dict) -> Dataset | None:
+    """``NAME --data DIR`` (a save_to_disk directory) or ``NAME --data owner/name`` (a Hub id): that data,
+    under the name NAME; None when ``data`` is neither."""
+    path = Path(data).expanduser()
+    if hf.is_saved_dataset(path) and path != Path(name).expanduser():
+        _no_hub_options(str(path), data_config, data_revision)
+        return hf.load_saved(path, name=name, **columns, test_fraction=test_fraction, **options)
+    if hf.is_hub_id(str(data)):
+        return hf.load_hub(str(data), config=data_config, revision=data_revision, name=name, **columns,
+                           test_fraction=test_fraction, **options)
+    return None
 
 
 def _no_hub_options(what: str, data_config: str | None, data_revision: str | None) -> None:

@@ -50,9 +50,16 @@ class DatasetRequest:
 
     @property
     def reads_source(self) -> bool:
-        """Whether the request names files (so the source must be read, not a snapshot)."""
-        return (self.data is not None or self.name.lower() not in BUILTIN_DATASETS or any(self.columns.values())
-                or self.data_config is not None or self.data_revision is not None)
+        """Whether the source must be read rather than the workspace's snapshot of the name.
+
+        Yes when the request names files or options (``--data``, a table file or a directory, column or Hub
+        options); a built-in name, a Hugging Face Hub id or a name an earlier ``NAME --data ...`` gave is
+        read from its snapshot when there is one.
+        """
+        if (self.data is not None or any(self.columns.values()) or self.data_config is not None
+                or self.data_revision is not None):
+            return True
+        return self.name.lower() not in BUILTIN_DATASETS and Path(self.name).expanduser().exists()
 
     @property
     def hub(self) -> dict[str, str | None]:

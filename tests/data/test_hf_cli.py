@@ -80,3 +80,10 @@ def test_a_recipe_names_the_saved_directory(cli, saved, tiny_models, workspace):
     recipe.write_text(recipe.read_text().replace('id_col = "idx"', 'id_col = "idx"\ndata_revision = "v2"'))
     err = cli("run", recipe, "--dry-run", code=1).stderr
     assert "--data-revision applies to Hugging Face Hub data sets" in err
+
+
+def test_a_name_with_data_and_data_show_stores_no_snapshot(cli, saved):
+    first = json.loads(cli("data", "show", "films", "--data", saved, "--text-col", "sentence", "--json").stdout)
+    assert first["name"] == "films"
+    err = cli("data", "show", "films", code=1).stderr  # data show never snapshots: the name alone is unknown
+    assert "unknown data set 'films'" in err

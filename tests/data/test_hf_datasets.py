@@ -151,3 +151,30 @@ def test_what_counts_as_a_hub_id(tmp_path, saved):
     assert not hf.is_hub_id("imdb") and not hf.is_hub_id("a/b/c") and not hf.is_hub_id(str(saved))
     assert hf.is_saved_dataset(saved) and hf.is_saved_dataset(saved / "train")
     assert not hf.is_saved_dataset(tmp_path)
+
+
+def test_a_name_with_data_pointing_at_a_saved_directory_or_a_hub_id(monkeypatch, saved):
+    ds = load_dataset("my-reviews", data=saved)
+    assert ds.name == "my-reviews" and len(ds.splits["test"]) == 12
+    assert ds.splits["test"][0].id != load_dataset(str(saved)).splits["test"][0].id  # the name is in the id
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name=None, *, revision=None: calls.append(path)
+                        or datasets.load_from_disk(str(saved)))
+    assert load_dataset("imdb-hub", data="someone/reviews").name == "imdb-hub" and calls == ["someone/reviews"]
+
+
+def test_later_stages_find_a_hub_data_set_by_name_in_the_snapshot(monkeypatch, saved, tmp_path):
+    from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
+    from store import Store
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name=None, *, revision=None: calls.append(path)
+                        or datasets.load_from_disk(str(saved)))
+    store = Store(tmp_path / "store", create=True)
+    first = resolve_dataset(DatasetRequest("someone/reviews"), store)
+    again = resolve_dataset(DatasetRequest("someone/reviews", limit=2), store)  # no Hub call: the snapshot
+    assert calls == ["someone/reviews"] and again.fingerprint() != first.fingerprint()
+    assert {s.id for s in again.samples()} <= {s.id for s in first.samples()}
+    assert again.origin["kind"] == "hub"
+    resolve_dataset(DatasetRequest("someone/reviews", data_revision="v2"), store)  # an option: read again
+    assert calls == ["someone/reviews", "someone/reviews"]
