@@ -111,6 +111,7 @@ class LugpiGroup(TyperGroup):
         console.set_state(console.State())
         console.running_bars.clear()
         args = hoist_global_options(list(sys.argv[1:] if args is None else args))
+        console.push_invocation(args)  # recorded in run configs and model cards
         try:
             rv = super().main(args=args, prog_name=prog_name or "lugpi", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -139,6 +140,7 @@ class LugpiGroup(TyperGroup):
             code = 0
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             code = _report(exc, EXIT_INTERNAL, prefix=f"Unexpected {type(exc).__name__}")
+        console.pop_invocation()
         if standalone_mode:
             sys.exit(code)
         return code

@@ -64,6 +64,34 @@ def set_state(new: State) -> State:
     return new
 
 
+# The command lines being run, outermost first: ["run", "x.toml"], then a recipe step's own command line.
+_invocations: list[list[str]] = []
+
+
+def push_invocation(args: list[str]) -> None:
+    _invocations.append(list(args))
+
+
+def pop_invocation() -> None:
+    if _invocations:
+        _invocations.pop()
+
+
+def invocation() -> dict[str, Any] | None:
+    """The command line being run (``lugpi ...``), what ran it (a recipe), and the working directory.
+
+    Recorded in every run's ``config.json`` and shown in its model card; None outside the CLI.
+    """
+    if not _invocations:
+        return None
+    import shlex
+
+    out: dict[str, Any] = {"command": shlex.join(["lugpi", *_invocations[-1]]), "cwd": os.getcwd()}
+    if len(_invocations) > 1:
+        out["within"] = shlex.join(["lugpi", *_invocations[0]])
+    return out
+
+
 def use_json(flag: bool) -> State:
     """Merge a command's own ``--json`` flag into the global state."""
     if flag:

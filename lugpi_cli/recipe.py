@@ -50,7 +50,8 @@ from lugpi_cli.errors import UserError, naming_given_value
 STAGES = {"generate": "generate", "embed": "embed", "teacher": "train-teacher", "student": "distill",
           "ablate": "ablate", "evaluate": "evaluate"}
 TOP_KEYS = {"title", "description", "dataset", "paper", *STAGES}
-DATASET_KEYS = {"name", "data", "text_col", "label_col", "split_col", "prompt_col", "id_col", "limit"}
+DATASET_KEYS = {"name", "data", "text_col", "label_col", "split_col", "prompt_col", "id_col", "limit",
+                "data_config", "data_revision"}
 RESERVED = {"json_out", "json", "run", "force", "dataset", "csv_path"}  # set by the runner, never by the recipe
 PATH_KEYS = {"data", "csv", "out", "recipe"}
 
@@ -132,9 +133,12 @@ def load_recipe(path: str | Path) -> Recipe:
     if name.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json", ".parquet") and not name.exists():
         raise UserError(f"{where}: dataset.name {dataset['name']!r}: no such file",
                         "Give a built-in data set name or a table file (relative to the recipe or absolute).")
-    if "data" in dataset and not Path(str(dataset["data"])).exists():
+    from lugpi_cli.data.hf import is_hub_id
+
+    if "data" in dataset and not Path(str(dataset["data"])).exists() and not is_hub_id(str(dataset["data"])):
         raise UserError(f"{where}: dataset.data {dataset['data']!r}: no such file or folder",
-                        "Point it at the data set's archive, folder or file (relative to the recipe or absolute).")
+                        "Point it at the data set's archive, folder or file (relative to the recipe or absolute), "
+                        "or give a Hugging Face Hub data set id (owner/name).")
     steps: list[Step] = []
     if "generate" in document:
         steps.append(Step("generate", "generate", _table(document, "generate", where)))

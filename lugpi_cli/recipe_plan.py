@@ -19,7 +19,8 @@ def _dataset(recipe, state, context):
 
         d = recipe.dataset
         request = DatasetRequest(str(d["name"]), d.get("data"), d.get("text_col"), d.get("label_col"),
-                                 d.get("split_col"), d.get("prompt_col"), d.get("id_col"), d.get("limit"))
+                                 d.get("split_col"), d.get("prompt_col"), d.get("id_col"), d.get("limit"),
+                                 d.get("data_config"), d.get("data_revision"))
         store = state.open_store()
         context["dataset"] = resolve_dataset(request, store if store.exists else None, persist=False)
     return context["dataset"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,6 +19,7 @@ from lugpi_cli.commands.options import (
     LrOpt,
     MaxLengthOpt,
     MaxStepsOpt,
+    ReportToOpt,
     TextModelOpt,
     dataset_options,
 )
@@ -78,6 +80,7 @@ def ablate_command(
     max_length: MaxLengthOpt = 512,
     max_steps: MaxStepsOpt = None,
     device: DeviceOpt = "auto",
+    report_to: ReportToOpt = "none",
     data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -144,13 +147,15 @@ def ablate_command(
     else:
         ds, info = dataset_and_request(DatasetRequest(dataset, **data_options), store)
     info = {**info, "name": ds.name, "fingerprint": ds.fingerprint(), "full_fingerprint": full_fingerprint_of(store, info)}
-    base = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, max_steps=max_steps).check()
-    ctx = GridContext(store.path, state.runs_path, teacher_run.dir if teacher_run else None, info, base, device)
+    base = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, max_steps=max_steps,
+                       report_to=report_to).check()
     header = {"dataset": ds.name, "teacher": teacher_run.name if teacher_run else None,
               "grid": {k: [str(v) for v in vs] for k, vs in levels.items()},
               "set": {k: str(v) for k, v in settings.items()}, "seeds": n_seeds}
     out_dir = out or state.workspace / "ablations" / \
         f"{ds.name}-{fingerprint({**header, 'train': base.hashed(), 'data': ds.fingerprint()})[:10]}"
+    base = replace(base, project=f"lugpi-ablate-{out_dir.name}")  # every cell under one tracker project
+    ctx = GridContext(store.path, state.runs_path, teacher_run.dir if teacher_run else None, info, base, device)
     factors = list(levels)
     rows: list[dict[str, Any] | None] = [None] * len(cells)
     bar = console.ProgressBar("cells", unit="cell", kept=f"grid cells finished (in {out_dir / 'results.csv'})")

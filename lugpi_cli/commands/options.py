@@ -19,8 +19,9 @@ DatasetArg = Annotated[
     str,
     typer.Argument(
         metavar="DATASET",
-        help="A built-in data set (imdb, 20newsgroups, cwi-news, cwi-wikinews, cwi-wikipedia) "
-        "or a .csv/.tsv/.jsonl/.parquet file.",
+        help="A built-in data set (imdb, 20newsgroups, cwi-news, cwi-wikinews, cwi-wikipedia), "
+        "a .csv/.tsv/.jsonl/.parquet file, a directory written by datasets' save_to_disk(), "
+        "or a Hugging Face Hub data set id (owner/name).",
     ),
 ]
 DataOpt = Annotated[
@@ -28,8 +29,10 @@ DataOpt = Annotated[
     typer.Option("--data", help="Where the data set's files are (archive, folder or table file). "
                  "Default: $LUGPI_DATA, the user cache, or the workspace's last copy."),
 ]
-TextColOpt = Annotated[Optional[str], typer.Option("--text-col", help="Table files: the text column.")]
-LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Table files: the label column.")]
+TextColOpt = Annotated[Optional[str], typer.Option("--text-col", help="Table files and Hugging Face data sets "
+                       "(default there: text): the text column.")]
+LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Table files and Hugging Face data sets "
+                        "(default there: label): the label column.")]
 SplitColOpt = Annotated[
     Optional[str], typer.Option("--split-col", help="Table files: train/validation/test column (else carved).")
 ]
@@ -37,6 +40,10 @@ PromptColOpt = Annotated[
     Optional[str], typer.Option("--prompt-col", help="Table files: what the diffusion model draws (default: the text).")
 ]
 IdColOpt = Annotated[Optional[str], typer.Option("--id-col", help="Table files: a stable sample id column.")]
+DataConfigOpt = Annotated[Optional[str], typer.Option("--data-config", help="Hugging Face Hub data sets: "
+                          "the config (subset) to load.")]
+DataRevisionOpt = Annotated[Optional[str], typer.Option("--data-revision", help="Hugging Face Hub data sets: "
+                            "the revision (branch, tag or commit hash) to load.")]
 LimitOpt = Annotated[
     Optional[int],
     typer.Option("--limit", min=1, help="At most N samples per split (stratified; for smoke runs)."),
@@ -79,6 +86,8 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=-1, help="DataLoader w
                                          "the store (-1: 4 on GPU, 0 on CPU).")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
 TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]
+ReportToOpt = Annotated[str, typer.Option("--report-to", help="Experiment trackers: tensorboard, wandb, mlflow, "
+                                          "all (the installed ones), none, or a comma-separated list.")]
 
 
 # -- option groups shared by several commands ------------------------------------------
@@ -90,14 +99,14 @@ TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id o
 DATASET_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("data", DataOpt, None), ("text_col", TextColOpt, None), ("label_col", LabelColOpt, None),
     ("split_col", SplitColOpt, None), ("prompt_col", PromptColOpt, None), ("id_col", IdColOpt, None),
-    ("limit", LimitOpt, None),
+    ("limit", LimitOpt, None), ("data_config", DataConfigOpt, None), ("data_revision", DataRevisionOpt, None),
 )
 TRAINING_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("epochs", EpochsOpt, 3), ("lr", LrOpt, 5e-5), ("batch_size", BatchSizeOpt, 14), ("grad_accum", GradAccumOpt, 1),
     ("max_steps", MaxStepsOpt, None), ("max_length", MaxLengthOpt, 512), ("early_stopping", EarlyStoppingOpt, None),
     ("warmup", WarmupOpt, 0.0), ("weight_decay", WeightDecayOpt, 0.01), ("seed", SeedOpt, 0),
     ("mixed_precision", PrecisionOpt, "auto"), ("workers", WorkersOpt, -1), ("device", DeviceOpt, "auto"),
-    ("run", RunOpt, None), ("force", ForceOpt, False),
+    ("run", RunOpt, None), ("force", ForceOpt, False), ("report_to", ReportToOpt, "none"),
 )
 
 
@@ -138,7 +147,8 @@ def train_config(values: dict) -> "TrainConfig":
                        grad_accum=values["grad_accum"], max_steps=values["max_steps"], max_length=values["max_length"],
                        early_stopping=values["early_stopping"], warmup_ratio=values["warmup"],
                        weight_decay=values["weight_decay"], seed=values["seed"],
-                       mixed_precision=values["mixed_precision"], workers=values.get("workers", 0))
+                       mixed_precision=values["mixed_precision"], workers=values.get("workers", 0),
+                       report_to=values.get("report_to", "none"))
 
 
 def training_options(func):

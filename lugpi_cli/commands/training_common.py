@@ -35,7 +35,8 @@ def dataset_and_request(request: DatasetRequest, store) -> tuple[Any, dict[str, 
     """The (limited) data set and a JSON description that lets later stages find it again."""
     full = resolve_dataset(replace(request, limit=None), store)
     ds = limit_dataset(full, request.limit)
-    return ds, {**describe_request(request), "full_fingerprint": full.fingerprint()}
+    origin = {"origin": full.origin} if full.origin else {}  # a Hugging Face data set's id, revision, fingerprints
+    return ds, {**describe_request(request), "full_fingerprint": full.fingerprint(), **origin}
 
 
 class TrainingProgress:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lugpi_cli.data import cwi, imdb, newsgroups, tabular
+from lugpi_cli.data import cwi, hf, imdb, newsgroups, tabular
 from lugpi_cli.data.samples import Dataset
 from lugpi_cli.errors import UserError
 
@@ -124,20 +124,25 @@ def load_dataset(
     split_col: str | None = None,
     prompt_col: str | None = None,
     id_col: str | None = None,
+    data_config: str | None = None,
+    data_revision: str | None = None,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 0,
     max_per_split: int | None = None,
 ) -> Dataset:
-    """Load a built-in data set by name, or a table file by path.
+    """Load a built-in data set by name, a table file or a ``save_to_disk`` directory by path, or a Hub id.
 
     ``name_or_path``: one of :data:`BUILTIN_DATASETS` (``data`` then points at
-    its local copy), or a ``.csv``/``.tsv``/``.jsonl``/``.json``/``.parquet``
-    file; with ``name_or_path=None``, ``data`` is that file.
-    ``validation_fraction`` of train becomes validation where the source has
-    no validation split (seeded by ``seed``); ``test_fraction`` is carved
-    only from table files without test rows. ``max_per_split`` caps every
-    split at N samples, stratified (for quick runs).
+    its local copy), a ``.csv``/``.tsv``/``.jsonl``/``.json``/``.parquet``
+    file, a directory written by ``datasets``' ``save_to_disk``, or a Hugging
+    Face Hub data set id ``owner/name`` (``data_config`` and ``data_revision``
+    choose its config and revision; see :mod:`.hf`); with ``name_or_path=None``,
+    ``data`` is that file or directory. ``validation_fraction`` of train
+    becomes validation where the source has no validation split (seeded by
+    ``seed``); ``test_fraction`` is carved only from table files and
+    ``datasets`` data without test rows. ``max_per_split`` caps every split at
+    N samples, stratified (for quick runs).
     """
     columns = {"text_col": text_col, "label_col": label_col, "split_col": split_col,
                "prompt_col": prompt_col, "id_col": id_col}
@@ -150,17 +155,29 @@ def load_dataset(
                 f"{given[0]} applies to table files, not to the built-in data set {key!r}",
                 "drop the column options, or give a .csv/.tsv/.jsonl/.parquet file",
             )
+        _no_hub_options(key, data_config, data_revision)
         return BUILTINS[key].load(locate_builtin(key, data), **options)
 
+    if name_or_path is not None and data is None and hf.is_hub_id(name_or_path):
+        return hf.load_hub(name_or_path, config=data_config, revision=data_revision, **columns,
+                           test_fraction=test_fraction, **options)
+    if name_or_path is not None and data is not None and not tabular.is_tabular(Path(name_or_path)):
+        named = _named_hf_data(name_or_path, data, columns, data_config, data_revision, test_fraction, options)
+        if named is not None:
+            return named
     if name_or_path is None and data is None:
         raise UserError("no data set given", _choices_hint())
-    if name_or_path is not None and data is not None and Path(name_or_path).expanduser() != Path(data).expanduser():
+    path = Path(name_or_path if name_or_path is not None else data).expanduser()
+    same = name_or_path is None or data is None or path == Path(data).expanduser()
+    if hf.is_saved_dataset(path) and same:
+        _no_hub_options(str(path), data_config, data_revision)
+        return hf.load_saved(path, **columns, test_fraction=test_fraction, **options)
+    if not same:
         raise UserError(
             f"unknown data set {name_or_path!r}" if not tabular.is_tabular(Path(name_or_path))
             else f"two data files given: {name_or_path} and --data {data}",
             _choices_hint(),
         )
-    path = Path(name_or_path if name_or_path is not None else data).expanduser()
     if not tabular.is_tabular(path):
         looks_like = _looks_like(path)
         hint = (f"it holds data of the built-in {', '.join(looks_like)}: give the name and the path, "
@@ -168,7 +185,30 @@ def load_dataset(
         raise UserError(f"unknown data set {str(path)!r}: not a built-in name nor a table file", hint)
     if not path.is_file():
         raise UserError(f"data file {path} does not exist", _choices_hint())
+    _no_hub_options(str(path), data_config, data_revision)
     return tabular.load(path, **columns, test_fraction=test_fraction, **options)
+
+
+def _named_hf_data(name: str, data: str | Path, columns: dict, data_config: str | None, data_revision: str | None,
+                   test_fraction: float, options: dict) -> Dataset | None:
+    """``NAME --data DIR`` (a save_to_disk directory) or ``NAME --data owner/name`` (a Hub id): that data,
+    under the name NAME; None when ``data`` is neither."""
+    path = Path(data).expanduser()
+    if hf.is_saved_dataset(path) and path != Path(name).expanduser():
+        _no_hub_options(str(path), data_config, data_revision)
+        return hf.load_saved(path, name=name, **columns, test_fraction=test_fraction, **options)
+    if hf.is_hub_id(str(data)):
+        return hf.load_hub(str(data), config=data_config, revision=data_revision, name=name, **columns,
+                           test_fraction=test_fraction, **options)
+    return None
+
+
+def _no_hub_options(what: str, data_config: str | None, data_revision: str | None) -> None:
+    """--data-config / --data-revision choose a Hub data set's config and revision: refused for anything else."""
+    given = "--data-config" if data_config is not None else "--data-revision" if data_revision is not None else None
+    if given:
+        raise UserError(f"{given} applies to Hugging Face Hub data sets (owner/name), not to {what!r}",
+                        f"drop {given}, or give a Hub data set id")
 
 
 def _looks_like(path: Path) -> list[str]:
@@ -181,6 +221,7 @@ def _looks_like(path: Path) -> list[str]:
 
 def _choices_hint() -> str:
     return (
-        f"give a built-in data set ({', '.join(BUILTIN_DATASETS)}) or a table file "
-        f"({', '.join(sorted(tabular.FORMATS))}) with --text-col and --label-col"
+        f"give a built-in data set ({', '.join(BUILTIN_DATASETS)}), a table file "
+        f"({', '.join(sorted(tabular.FORMATS))}) with --text-col and --label-col, a directory written by "
+        "datasets' save_to_disk(), or a Hugging Face Hub data set id (owner/name)"
     )

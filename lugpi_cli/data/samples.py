@@ -79,6 +79,9 @@ class Dataset:
     splits: dict[str, list[Sample]]
     source: str
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Where a Hugging Face data set came from (Hub id, config, revision, ``datasets``' own fingerprint per
+    #: split); empty for other sources. Not part of :meth:`fingerprint`, which hashes the content.
+    origin: dict[str, Any] = field(default_factory=dict)
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -247,4 +250,5 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         "labels": list(ds.label_names),
         "skipped": dict(ds.skipped),
         "splits": splits,
+        **({"origin": dict(ds.origin)} if ds.origin else {}),
     }

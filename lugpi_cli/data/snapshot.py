@@ -40,6 +40,8 @@ class DatasetRequest:
     prompt_col: str | None = None
     id_col: str | None = None
     limit: int | None = None
+    data_config: str | None = None  # Hugging Face Hub data sets: the config (subset) name
+    data_revision: str | None = None  # ... and the Hub revision (branch, tag or commit)
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -48,8 +50,20 @@ class DatasetRequest:
 
     @property
     def reads_source(self) -> bool:
-        """Whether the request names files (so the source must be read, not a snapshot)."""
-        return self.data is not None or self.name.lower() not in BUILTIN_DATASETS or any(self.columns.values())
+        """Whether the source must be read rather than the workspace's snapshot of the name.
+
+        Yes when the request names files or options (``--data``, a table file or a directory, column or Hub
+        options); a built-in name, a Hugging Face Hub id or a name an earlier ``NAME --data ...`` gave is
+        read from its snapshot when there is one.
+        """
+        if (self.data is not None or any(self.columns.values()) or self.data_config is not None
+                or self.data_revision is not None):
+            return True
+        return self.name.lower() not in BUILTIN_DATASETS and Path(self.name).expanduser().exists()
+
+    @property
+    def hub(self) -> dict[str, str | None]:
+        return {"data_config": self.data_config, "data_revision": self.data_revision}
 
 
 def save_snapshot(store: Store, ds: Dataset) -> str:
@@ -64,7 +78,8 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
     }
     if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
         store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
-    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp, "source": ds.source})
+    pointer = {"fingerprint": fp, "source": ds.source, **({"origin": ds.origin} if ds.origin else {})}
+    store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer)
     return fp
 
 
@@ -86,6 +101,8 @@ def latest_snapshot(store: Store, name: str) -> Dataset | None:
     ds = None if pointer is None else load_snapshot(store, pointer["fingerprint"])
     if ds is not None and pointer.get("source"):
         ds.source = pointer["source"]
+    if ds is not None and pointer.get("origin"):
+        ds.origin = dict(pointer["origin"])
     return ds
 
 
@@ -96,7 +113,7 @@ def limit_dataset(ds: Dataset, limit: int | None) -> Dataset:
     if limit < 1:
         raise UserError(f"--limit must be a positive number of samples per split, got {limit}")
     splits = {name: cap(samples, limit) for name, samples in ds.splits.items()}
-    return Dataset(ds.name, list(ds.label_names), splits, ds.source, dict(ds.skipped))
+    return Dataset(ds.name, list(ds.label_names), splits, ds.source, dict(ds.skipped), dict(ds.origin))
 
 
 def resolve_dataset(request: DatasetRequest, store: Store | None = None, *, persist: bool = True) -> Dataset:
@@ -110,7 +127,7 @@ def resolve_dataset(request: DatasetRequest, store: Store | None = None, *, pers
     if store is not None and store.exists and not request.reads_source:
         ds = latest_snapshot(store, request.name)
     if ds is None:
-        ds = load_dataset(request.name, data=request.data, **request.columns)
+        ds = load_dataset(request.name, data=request.data, **request.columns, **request.hub)
         if persist and store is not None:
             store.create = True
             save_snapshot(store, ds)
@@ -120,5 +137,5 @@ def resolve_dataset(request: DatasetRequest, store: Store | None = None, *, pers
 def describe_request(request: DatasetRequest) -> dict[str, Any]:
     """The request as JSON-able config (for run configs and logs)."""
     out = {"name": request.name, "data": str(request.data) if request.data else None, "limit": request.limit}
-    out.update({k: v for k, v in request.columns.items() if v is not None})
+    out.update({k: v for k, v in {**request.columns, **request.hub}.items() if v is not None})
     return out

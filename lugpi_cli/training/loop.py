@@ -49,6 +49,8 @@ class TrainConfig:
     max_length: int = 512
     mixed_precision: str = "auto"
     workers: int = 0
+    report_to: str = "none"  # experiment trackers (see training/tracking.py); never part of the hash
+    project: str | None = None  # the trackers' project (ablation cells share one)
 
     def check(self) -> "TrainConfig":
         if self.epochs < 1:
@@ -70,12 +72,16 @@ class TrainConfig:
             raise UserError(f"--warmup must be in [0, 1), got {self.warmup_ratio}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise UserError(f"--mixed-precision {self.mixed_precision!r}", "Use auto, no, bf16 or fp16.")
+        from lugpi_cli.training.tracking import parse_report_to
+
+        parse_report_to(self.report_to)
         return self
 
     def hashed(self) -> dict[str, Any]:
-        """What changes the result (``workers`` does not)."""
+        """What changes the result (``workers`` and the trackers do not)."""
         out = asdict(self)
-        out.pop("workers")
+        for key in ("workers", "report_to", "project"):
+            out.pop(key)
         return out
 
 
@@ -103,8 +109,8 @@ def _mixed_precision(choice: str, device_type: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def make_accelerator(cfg: TrainConfig, device: str = "auto"):
-    """An Accelerator for this process (DDP when launched with several processes)."""
+def make_accelerator(cfg: TrainConfig, device: str = "auto", log_with: list | None = None):
+    """An Accelerator for this process (DDP when launched with several processes; ``log_with``: trackers)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -121,7 +127,8 @@ def make_accelerator(cfg: TrainConfig, device: str = "auto"):
     precision = _mixed_precision(cfg.mixed_precision, "cpu" if cpu else "cuda")
     if cpu and precision == "fp16":
         raise UserError("--mixed-precision fp16 needs a GPU", "On the CPU use bf16 or no.")
-    return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
+    return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
+                       log_with=log_with or None)
 
 
 def _loader(data, batch_size: int, collate: Callable, *, workers: int, shuffle: bool, seed: int = 0):
@@ -272,7 +279,10 @@ def fit(
     from safetensors.torch import load_model, save_model
     from transformers import get_linear_schedule_with_warmup
 
-    accelerator = make_accelerator(cfg, device)
+    from lugpi_cli.training import tracking
+
+    trackers = tracking.build_trackers(tracking.parse_report_to(cfg.report_to), run.name, run.dir, cfg.project)
+    accelerator = make_accelerator(cfg, device, trackers)
     main = accelerator.is_main_process
     run.dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run.checkpoint_dir
@@ -327,6 +337,7 @@ def fit(
     bad_epochs = int(state["bad_epochs"]) if state else 0
     epochs_run = start_epoch
     history = run.history()
+    tracked = tracking.start(accelerator, run.name, run.config() if run.config_path.exists() else None, cfg.project)
     objective.train()
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -360,6 +371,8 @@ def fit(
             if accelerator.sync_gradients:
                 step += 1
                 hooks.after_step()
+                if tracked:
+                    accelerator.log(tracking.step_values(scalars, scheduler.get_last_lr()[0]), step=step)
             if on_step is not None:
                 on_step(1, scalars)
             if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -369,6 +382,8 @@ def fit(
                   **{f"train_{k}": v / max(batches, 1) for k, v in sums.items()},
                   "val_accuracy": val["accuracy"], "val_loss": val["loss"], "lr": scheduler.get_last_lr()[0]}
         epochs_run = epoch
+        if tracked:
+            accelerator.log(tracking.epoch_values(record), step=step)
         improved = val["accuracy"] > best
         if improved:
             best, best_epoch, bad_epochs = val["accuracy"], epoch, 0
@@ -394,6 +409,8 @@ def fit(
     unwrapped = accelerator.unwrap_model(objective)
     if best_path.exists():
         load_model(unwrapped, str(best_path))
+    if tracked:
+        accelerator.end_training()
     accelerator.free_memory()
     return FitResult(best_metric=best, best_epoch=best_epoch, epochs_run=epochs_run, steps=step,
                      resumed_from_epoch=start_epoch, history=history)

@@ -116,6 +116,10 @@ class Run:
             "versions": library_versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **(extra or {}),
         }
+        from lugpi_cli.console import invocation
+
+        if invocation() is not None:  # the exact command line (and recipe) that made the run
+            document["invocation"] = invocation()
         _atomic_write(self.config_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
     def append_history(self, record: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from lugpi_cli import hub
+from lugpi_cli.cards import write_model_card
 from lugpi_cli.data.samples import Dataset, Sample
 from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
@@ -290,6 +291,7 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
             store.put_many("teacher", records[start:start + 4096], overwrite=True)
         model.cpu().save(the_run.model_dir, tokenizer)
         the_run.write_metrics(metrics)
+        write_model_card(the_run, store=store)
         the_run.mark_done()
     return StageResult(the_run, "trained", metrics, output_fp)
 
@@ -462,6 +464,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
             result.best_epoch, result.epochs_run, result.steps
         student.cpu().save_pretrained(the_run.model_dir, tokenizer)
         the_run.write_metrics(metrics)
+        write_model_card(the_run, store=store)
         the_run.mark_done()
     return StageResult(the_run, "trained", metrics, fingerprint(config))
 
