@@ -28,7 +28,7 @@ METHODS = [
     ["--method", "fitnet"],
     ["--method", "rkd"],
     ["--method", "sp"],
-    ["--method", "msd", "--weighting", "population", "--w-image", "0.5"],
+    ["--method", "msd", "--weighting", "population", "--w-image", "0.5", "--lam", "0.6"],
     ["--method", "msd", "--weighting", "importance"],
     ["--method", "msd", "--weighting", "correctness"],
     ["--method", "msd", "--weighting", "meta"],
@@ -120,4 +120,4 @@ def test_help_gives_each_methods_default():
     assert method_defaults("gamma") == f"armada {LOSSES['armada'].options['gamma'].default}, " \
                                        f"sp {LOSSES['sp'].options['gamma'].default}"
     assert "sp 3000" in method_defaults("gamma") and "kd 4.0" in method_defaults("tau")
-    assert method_defaults("lam") == "kd: 0.5"
+    assert method_defaults("lam") == "kd, msd: 0.5"
