@@ -25,6 +25,7 @@ from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
 from lugpi_cli.lineage import feature_keys, feature_source
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
@@ -32,7 +33,6 @@ from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaO
 from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
 from store import Store, encode_bundle, fingerprint, record_key
 
-DEFAULT_TEXT_MODEL = "distilbert-base-uncased"
 MODALITIES = ("both", "text", "image")
 SPLITS = ("train", "validation", "test")
 
