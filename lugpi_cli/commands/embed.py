@@ -25,7 +25,8 @@ from lugpi_cli.model_ids import alias_help
 def embed_command(
     dataset: DatasetArg,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help=alias_help("image encoder") + ", "
-                                         "vae-latent (the generator's VAE latents), or any image model id or directory.")]
+                                         "vae-latent (the generator's VAE latents), or any image model id or "
+                                         "directory.")]
     = "clip",
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of the encoder.")] = None,
     vae_model: Annotated[Optional[str], typer.Option("--vae-model", help="--encoder vae-latent: the diffusion "

@@ -61,8 +61,11 @@ def emit_stage(result: StageResult) -> None:
     if not process_info().is_main:
         return
     def render(out: Console) -> None:
-        verb = "Reused" if result.status == "reused" else "Trained"
+        verb = {"reused": "Reused", "recached": "Re-cached the outputs of"}.get(result.status, "Trained")
         out.print(f"{verb} {result.run.name}  ({result.run.dir})")
+        if result.status == "recached":
+            out.print(f"{result.extra.get('recached')} missing teacher outputs written again from the saved model "
+                      "(no retraining).")
         table = Table("split", "accuracy", "macro F1", "ROC-AUC", box=None)
         for split in ("train", "validation", "test"):
             m = result.metrics.get(split)
