@@ -301,9 +301,10 @@ def _semantic_check(step: Step, where: str) -> None:
                              scheduler=p["scheduler"], timestep_spacing=p["timestep_spacing"],
                              image_format=p["image_format"], quality=p["quality"], seed=p["seed"]).check()
         elif step.stage == "teacher":
-            from lugpi_cli.training.stages import TeacherSpec
+            from lugpi_cli.training.stages import TeacherSpec, teacher_modality
 
-            TeacherSpec(modality=p["modality"], init=p["init"], arch=p["arch"], modality_dropout=p["modality_dropout"],
+            TeacherSpec(modality=teacher_modality(p["modality"], p["arch"]), init=p["init"], arch=p["arch"],
+                        modality_dropout=p["modality_dropout"],
                         gamma=p["gamma"]).check()
             _train_config(p).check()
         elif step.stage == "student":
@@ -331,20 +332,43 @@ def _train_config(p: dict[str, Any]):
 
 # -- planning and running ------------------------------------------------------------------
 
-def plan(recipe: Recipe, state) -> list[dict[str, Any]]:
-    """Per step: the command line, and what is cached vs what would be computed (no work done)."""
+def plan(recipe: Recipe, state, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per step: the command line, and what is cached vs what would be computed (no work done).
+
+    ``context`` (if given) is filled with what the planning found: the images to generate, the runs to train
+    (for :func:`gpu_estimate`).
+    """
     from lugpi_cli.recipe_plan import step_status
 
     runs: dict[str, str] = {}
     rows = []
-    context: dict[str, Any] = {}
+    context = {} if context is None else context
     for step in recipe.steps:
         status, run = step_status(recipe, step, state, runs, context)
         if run:
             runs[step.id] = run
         rows.append({"stage": step.stage, "id": step.id, "command": "lugpi " + " ".join(step_argv(recipe, step, runs)),
-                     "status": status, "run": run})
+                     "status": status, "run": run,
+                     "epochs": _epochs(step)})
     return rows
+
+
+def _epochs(step: Step) -> Any:
+    """The epochs a training step runs (an ablation's ``set`` wins over its own flag)."""
+    if step.stage == "ablate":
+        fixed = step.values.get("set")
+        return fixed.get("epochs", step.params.get("epochs")) if isinstance(fixed, dict) else step.params.get("epochs")
+    return step.params.get("epochs") if step.stage in ("teacher", "student") else None
+
+
+def gpu_estimate(context: dict[str, Any]) -> dict[str, Any] | None:
+    """A plan's GPU time from the paper's figures (:mod:`lugpi_cli.cost`); None without a generate stage."""
+    from lugpi_cli.cost import estimate
+
+    images = context.get("images")
+    if images is None:
+        return None
+    return estimate(images["distinct"], images["to_generate"], context.get("to_train", 0))
 
 
 def run_step(argv: list[str], workspace: Path, *, quiet: bool = False) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         images = plan_images(ds.samples(parse_splits(p["splits"])), config.fingerprint(), config.seed)
         context["generator"] = {"fingerprint": config.fingerprint(), "seed": config.seed, "model": config.model}
         have = _count(store, "images", images.keys)
+        context["images"] = {"distinct": len(images.keys), "to_generate": len(images.keys) - have}
         return f"{have} of {len(images.keys)} images cached, {len(images.keys) - have} to generate", None
     if step.stage == "embed":
         from lugpi_cli.encoders import EncoderConfig
@@ -80,10 +81,16 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         from lugpi_cli.encoders import EncoderConfig
         from lugpi_cli.recipe import _train_config
         from lugpi_cli.training.runs import Run, run_name
-        from lugpi_cli.training.stages import TeacherSpec, teacher_config, teacher_output_fingerprint
+        from lugpi_cli.training.stages import (
+            TeacherSpec,
+            teacher_config,
+            teacher_modality,
+            teacher_output_fingerprint,
+        )
 
         ds = _dataset(recipe, state, context)
-        spec = TeacherSpec(modality=p["modality"], text_model=p["text_model"], encoder=p["encoder"], init=p["init"],
+        spec = TeacherSpec(modality=teacher_modality(p["modality"], p["arch"]), text_model=p["text_model"],
+                           encoder=p["encoder"], init=p["init"],
                            hidden=p["hidden"], heads=p["heads"], dropout=p["dropout"], arch=p["arch"],
                            modality_dropout=p["modality_dropout"], proj_dim=p["proj_dim"], gamma=p["gamma"])
         features = None
@@ -95,12 +102,25 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         config = teacher_config(ds.fingerprint(), spec, _train_config(p), features)
         name = run_name("teacher", ds.name, config)
         context.setdefault("teachers", {})[step.id] = teacher_output_fingerprint(config, name)
-        return _run_status(Run(state.runs_path / name)), name
+        status = _run_status(Run(state.runs_path / name))
+        if status.startswith("done") and store is not None:
+            from lugpi_cli.training.recache import missing_outputs
+
+            missing = missing_outputs(store, Run(state.runs_path / name), ds)
+            status = f"done: {missing} cached outputs missing, re-cached from its saved model" if missing else status
+        _count_training(context, status, spec.modality != "image")
+        return status, name
     if step.stage == "student":
         return _student_status(step, p, state, runs, context, recipe)
     if step.stage == "ablate":
         return _ablate_status(step, p, state, runs, context, recipe), None
     return "reads the runs above", None
+
+
+def _count_training(context: dict[str, Any], status: str, text_model: bool) -> None:
+    """Runs still to train that read a text model (the GPU-time estimate counts those)."""
+    if text_model and not status.startswith("done"):
+        context["to_train"] = context.get("to_train", 0) + 1
 
 
 def _run_status(run) -> str:
@@ -151,7 +171,9 @@ def _student_status(step, p, state, runs, context, recipe) -> tuple[str, str | N
     if step.refs.get("teacher") and teacher_fp is None:
         return "its teacher cannot be planned yet", None
     _, name = _student_config_name(ds, p, teacher_fp, options)
-    return _run_status(Run(state.runs_path / name)), name
+    status = _run_status(Run(state.runs_path / name))
+    _count_training(context, status, True)
+    return status, name
 
 
 def _ablate_status(step, p, state, runs, context, recipe) -> str:
@@ -182,6 +204,7 @@ def _ablate_status(step, p, state, runs, context, recipe) -> str:
         except UserError:
             continue
         done += Run(state.runs_path / name).is_done()
+    context["to_train"] = context.get("to_train", 0) + len(cells) - done
     return f"{done} of {len(cells)} cells done, {len(cells) - done} to train"
 
 

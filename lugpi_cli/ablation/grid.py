@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 from lugpi_cli.errors import UserError
 from lugpi_cli.losses import get_loss_class
 from lugpi_cli.losses.base import Option
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.loop import TrainConfig
 
 #: Training keys a grid (or ``--set``) may vary, with their types and bounds.
@@ -34,7 +35,7 @@ TRAIN_OPTIONS: dict[str, Option] = {
 }
 STUDENT_OPTIONS: dict[str, Option] = {
     "method": Option(str, "lugpi", "distillation method"),
-    "text_model": Option(str, "distilbert-base-uncased", "student text model"),
+    "text_model": Option(str, DEFAULT_TEXT_MODEL, "student text model"),
     "init": Option(str, "pretrained", "initialisation", choices=("pretrained", "xavier")),
 }
 

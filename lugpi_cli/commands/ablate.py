@@ -26,7 +26,7 @@ from lugpi_cli.commands.options import (
 from lugpi_cli.commands.training_common import dataset_and_request
 from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.errors import UserError
-from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
 from store import fingerprint
 
@@ -125,14 +125,16 @@ def ablate_command(
         raise UserError("the grid is empty", "Give --grid KEY=V1,V2 (e.g. --grid alpha=0,1,3) or --preset loss-terms.")
     n_seeds = seeds or int(section.get("seeds", 1))
     cells = expand(levels, settings, n_seeds)
-    needs_teacher = any(build_loss(c.method, **c.student_and_train(TrainConfig())[1]).requires_teacher for c in cells)
+    losses = [build_loss(c.method, **c.student_and_train(TrainConfig())[1]) for c in cells]
+    needs_teacher = any(loss.requires_teacher for loss in losses)
+    read = set().union(*(loss.teacher_fields for loss in losses if loss.requires_teacher))
 
     store = state.open_store(create=True)
     teacher = teacher or section.get("teacher")
     dataset = dataset or section.get("dataset")
     teacher_run = find_run(state.runs_path, teacher) if teacher else None
     if teacher_run is None and (needs_teacher or dataset is None):
-        teacher_run = default_teacher(state.runs_path)
+        teacher_run = default_teacher(state.runs_path, read)
     if teacher_run is not None and teacher_run.config().get("kind") != "teacher":
         raise UserError(f"{teacher_run.name} is not a teacher run")
     limit = data_options["limit"]

@@ -23,7 +23,7 @@ from lugpi_cli.commands.training_common import (
 from lugpi_cli.commands.method_catalog import method_options
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
-from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
 
 
@@ -81,7 +81,8 @@ def flag_values(params: dict[str, Any]) -> dict[str, Any]:
 
 def distill_command(
     teacher: Annotated[Optional[str], typer.Option("--teacher", "-t", help="Teacher run name or directory "
-                                                   "(default: the most recent finished multimodal teacher, else the most recent teacher).")] = None,
+                                                   "(default: the most recent finished teacher that caches what "
+                                                   "--method reads, multimodal ones first).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Data set, when no teacher is used "
                                                    "(default: the teacher's).")] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Distillation objective by name (lugpi = Eq. 2 "
@@ -120,14 +121,15 @@ def distill_command(
     runtime.resolve_device(training["device"])
     options = loss_options(method, {"alpha": alpha, "beta": beta, "tau": tau, "soften": soften, "tau2": tau2,
                                     **method_flags}, option or [])
-    needs_teacher = build_loss(method, **options).requires_teacher
+    loss = build_loss(method, **options)
+    needs_teacher = loss.requires_teacher
     store = state.open_store(create=True)
     teacher_run = find_run(state.runs_path, teacher) if teacher else None
     if teacher_run is not None and teacher_run.config().get("kind") != "teacher":
         raise UserError(f"{teacher_run.name} is not a teacher run", "Pass a run made by `lugpi train-teacher`.")
     if teacher_run is None and dataset is None:
         # the teacher to distil from or, for a baseline, whose data set (and --limit) to share
-        teacher_run = default_teacher(state.runs_path)
+        teacher_run = default_teacher(state.runs_path, loss.teacher_fields if needs_teacher else ())
     if dataset is None:
         ds = teacher_dataset(store, teacher_run)
         described = teacher_run.config()["dataset"]

@@ -19,13 +19,14 @@ from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.encoders import EncoderConfig, embed_images, load_encoder
 from lugpi_cli.errors import UserError
 from lugpi_cli.lineage import image_source, record_embedding
+from lugpi_cli.model_ids import alias_help
 
 
 def embed_command(
     dataset: DatasetArg,
-    encoder: Annotated[str, typer.Option("--encoder", "-e", help="clip (openai/clip-vit-base-patch32), vit "
-                                         "(google/vit-base-patch16-224), vae-latent (the generator's VAE latents), or any "
-                                         "image model id or directory.")]
+    encoder: Annotated[str, typer.Option("--encoder", "-e", help=alias_help("image encoder") + ", "
+                                         "vae-latent (the generator's VAE latents), or any image model id or "
+                                         "directory.")]
     = "clip",
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of the encoder.")] = None,
     vae_model: Annotated[Optional[str], typer.Option("--vae-model", help="--encoder vae-latent: the diffusion "

@@ -13,20 +13,21 @@ from rich.table import Table
 
 from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag
-from lugpi_cli.evaluation.compare import METRICS, Comparison, compare_runs, write_text
+from lugpi_cli.evaluation.compare import (
+    METRICS,
+    Comparison,
+    compare_runs,
+    paper_cell,
+    paper_entry,
+    with_paper,
+    write_text,
+)
 from lugpi_cli.evaluation.significance import DEFAULT_ALPHA, MARKER
 from lugpi_cli.training.runs import completed_runs, find_run
 
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _paper(value, dataset: str) -> str:
-    """The paper's number for a row: a float, or a table per data set."""
-    if isinstance(value, dict):
-        value = value.get(dataset, value.get(dataset.split(" (")[0], value.get("accuracy")))
-    return "-" if value is None else (f"{100 * value:.2f}" if value <= 1 else f"{value:.2f}")
 
 
 def render_json_table(result: dict, out: Console) -> None:
@@ -36,7 +37,9 @@ def render_json_table(result: dict, out: Console) -> None:
         m = r["metrics"]
         table.add_row(escape(r["label"]) + (" (baseline)" if r["baseline"] else ""), escape(r["dataset"]),
                       _fmt(m.get("accuracy")) + (MARKER if r["significant"] else "")
-                      + ("" if not r.get("paper") else f" (paper {_paper(r['paper'], r['dataset'])})"),
+                      + ("" if r.get("paper") is None else " (paper " + paper_cell(
+                          {"accuracy": r["paper"], "significant": bool(r.get("paper_significant"))}, r["dataset"])
+                         + ")"),
                       _fmt(m.get("macro_f1")), "-" if r["mcnemar"] is None else f"{r['mcnemar']['pvalue']:.2g}")
     out.print(table)
 
@@ -53,7 +56,7 @@ def _comparison_cells(comparison: Comparison) -> list[list[str]]:
         for r in (row for row in comparison.rows if row.dataset == dataset):
             agree = "-" if r.agreement is None else \
                 f"{100 * r.agreement['label_agreement']:.1f}% ({r.agreement['mean_kl']:.3f})"
-            paper = "" if r.paper is None else f" [dim](paper {_paper(r.paper, dataset)})[/]"
+            paper = "" if not r.paper else f" [dim](paper {paper_cell(r.paper, dataset)})[/]"
             rows.append([escape(r.label) + (" [dim](baseline)[/]" if r.baseline else ""), escape(r.run),
                          _fmt(r.metrics.get("accuracy")) + r.marker() + paper,
                          *(_fmt(r.metrics.get(m)) for m in METRICS[1:]),
@@ -86,7 +89,7 @@ def render_comparison(comparison: Comparison, out: Console) -> None:
         pivot = Table("model", *datasets, title="accuracy by data set", title_justify="left")
         for label in labels:
             pivot.add_row(escape(label), *(_fmt(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker()
-                                   if (label, d) in cells else "" for d in datasets))
+                                   + with_paper(cells[(label, d)]) if (label, d) in cells else "" for d in datasets))
         out.print(pivot)
     for dataset, q in comparison.cochran.items():
         out.print(f"Cochran's Q ({dataset}, {len(q['runs'])} runs): Q = {q['statistic']:.3f}, df = {q['df']}, "
@@ -118,7 +121,7 @@ def evaluate_command(
 
         numbers = paper_numbers(paper, state)
         for row in comparison.rows:
-            row.paper = numbers.get(row.run)
+            row.paper = paper_entry(numbers.get(row.run), row.dataset)
     if csv_path is not None:
         write_text(csv_path, comparison.to_csv())
     result = comparison.to_json()

@@ -19,6 +19,7 @@ from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline
 from lugpi_cli.generation.config import DEFAULT_MODEL, parse_size
+from lugpi_cli.model_ids import alias_help
 from lugpi_cli.generation.pipeline import load_tokenizer
 
 
@@ -40,7 +41,8 @@ def generate_command(
     dataset: DatasetArg,
     splits: Annotated[str, typer.Option("--splits", help="Comma-separated splits (the teacher needs test images too).")]
     = "train,validation,test",
-    model: Annotated[str, typer.Option("--model", help="Diffusers text-to-image model id or directory.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", help="Diffusers text-to-image model: an alias ("
+                                  + alias_help("generator") + "), a hub id or a directory.")] = DEFAULT_MODEL,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision (a commit hash pins it).")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Denoising steps.")] = 50,
     guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (0 = off).")] = 7.5,

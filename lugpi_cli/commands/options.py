@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from lugpi_cli.model_ids import alias_help
+
 if TYPE_CHECKING:
     from lugpi_cli.training.loop import TrainConfig
 
@@ -85,7 +87,8 @@ PrecisionOpt = Annotated[str, typer.Option("--mixed-precision", help="auto (bf16
 WorkersOpt = Annotated[int, typer.Option("--workers", min=-1, help="DataLoader workers tokenising and reading "
                                          "the store (-1: 4 on GPU, 0 on CPU).")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or xavier (Glorot normal; Algorithm 1, line 9).")]
-TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel).")]
+TextModelOpt = Annotated[str, typer.Option("--text-model", help="Text model id or directory (AutoModel); alias "
+                                            + alias_help("text model") + ".")]
 ReportToOpt = Annotated[str, typer.Option("--report-to", help="Experiment trackers: tensorboard, wandb, mlflow, "
                                           "all (the installed ones), none, or a comma-separated list.")]
 

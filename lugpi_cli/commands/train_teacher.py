@@ -21,23 +21,25 @@ from lugpi_cli.commands.training_common import (
     emit_stage,
 )
 from lugpi_cli.data.snapshot import DatasetRequest
-from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 
 
 def train_teacher_command(
     dataset: DatasetArg,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="Whose cached features: clip, vit, or the "
                                          "model given to `lugpi embed --encoder`.")] = "clip",
-    modality: Annotated[str, typer.Option("--modality", help="both (text + image, the LUGPI teacher), text "
-                                          "(fine-tuned text model), image (classifier on cached features).")]
-    = "both",
+    modality: Annotated[Optional[str], typer.Option("--modality", help="both (text + image, the LUGPI teacher; "
+                                                    "the default), text (fine-tuned text model), image (classifier "
+                                                    "on cached features; the default of --arch armada).",
+                                                    show_default=False)] = None,
     text_model: TextModelOpt = DEFAULT_TEXT_MODEL,
     init: InitOpt = "pretrained",
     heads: Annotated[int, typer.Option("--heads", min=1, help="Attention heads of the fusion block.")] = 8,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="Width of e_T (the MLP's hidden layer).")] = 768,
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout of the fusion block and head.")] = 0.1,
     arch: Annotated[str, typer.Option("--arch", help="fusion (the LUGPI teacher) or armada (ARMADA's teacher-side "
-                                      "aligner on image vectors, e.g. --encoder vae-latent --modality image).")]
+                                      "aligner on image vectors, e.g. --encoder vae-latent; implies "
+                                      "--modality image).")]
     = "fusion",
     modality_dropout: Annotated[float, typer.Option("--modality-dropout", help="Drop the image or the text of a "
                                                     "sample with this probability while training, so the teacher "
@@ -57,16 +59,16 @@ def train_teacher_command(
     layer is the teacher embedding e_T. After training, the teacher runs once
     over every split and its logits and e_T are written to the store.
     """
-    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+    from lugpi_cli.training.stages import TeacherSpec, teacher_modality, train_teacher
 
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     store = state.open_store(create=True)
     request = DatasetRequest(dataset, **data_options)
     ds, described = dataset_and_request(request, store)
-    spec = TeacherSpec(modality=modality, text_model=text_model, encoder=encoder, init=init, hidden=hidden,
-                       heads=heads, dropout=dropout, arch=arch, modality_dropout=modality_dropout, proj_dim=proj_dim,
-                       gamma=gamma)
+    spec = TeacherSpec(modality=teacher_modality(modality, arch), text_model=text_model, encoder=encoder, init=init,
+                       hidden=hidden, heads=heads, dropout=dropout, arch=arch, modality_dropout=modality_dropout,
+                       proj_dim=proj_dim, gamma=gamma)
     cfg, device = training["config"], training["device"]
     runtime.resolve_device(device)
     with TrainingProgress(cfg) as hooks:

@@ -100,11 +100,14 @@ def emit_stage(result: StageResult) -> None:
     speed = throughput(result) if result.status == "trained" else None
 
     def render(out: Console) -> None:
-        verb = "Reused" if result.status == "reused" else "Trained"
+        verb = {"reused": "Reused", "recached": "Re-cached the outputs of"}.get(result.status, "Trained")
         out.print(f"{verb} {result.run.name}  ({result.run.dir})")
         if speed:
             out.print(f"{speed['epochs']} epoch(s) in {speed['seconds']:.1f} s: {speed['samples_per_second']:,.1f} "
                       "training samples/s (validation included)")
+        if result.status == "recached":
+            out.print(f"{result.extra.get('recached')} missing teacher outputs written again from the saved model "
+                      "(no retraining).")
         table = Table("split", "accuracy", "macro F1", "ROC-AUC", box=None)
         for split in ("train", "validation", "test"):
             m = result.metrics.get(split)

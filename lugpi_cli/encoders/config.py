@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lugpi_cli.hub import model_identity
+from lugpi_cli.model_ids import ALIASES, alias_of, resolve
 from store import fingerprint
 
-#: Short names of the paper's encoders.
-ENCODER_ALIASES = {
-    "clip": "openai/clip-vit-base-patch32",
-    "vit": "google/vit-base-patch16-224",
-}
+#: Short names of the image encoders (the paper's CLIP and ViT), from the one alias table.
+ENCODER_ALIASES = {name: alias.id for name, alias in ALIASES.items() if alias.kind == "image encoder"}
 
 #: ARMADA's teacher vector: the diffusion model's own VAE latent of each image.
 VAE_LATENT = "vae-latent"
@@ -50,13 +48,15 @@ class EncoderConfig:
                 raise UserError("--encoder vae-latent needs the diffusion model whose VAE to use",
                                 "It is the generator's model by default; pass --vae-model MODEL.")
             return self.vae_model
-        return ENCODER_ALIASES.get(self.name.lower(), self.name)
+        return resolve(self.name)
 
     @property
     def label(self) -> str:
-        """A short, path-free name for run names and pointers (``clip``, ``vit``, ``my-encoder``)."""
-        if self.name.lower() in ENCODER_ALIASES:
-            return self.name.lower()
+        """A short, path-free name for run names and pointers (``clip``, ``vit``, ``my-encoder``); an id
+        with an alias gets the alias (``openai/clip-vit-base-patch32`` -> ``clip``)."""
+        alias = alias_of(self.name)
+        if alias is not None:
+            return alias
         return self.name.rstrip("/").split("/")[-1].lower()
 
     def fingerprint_config(self) -> dict[str, Any]:

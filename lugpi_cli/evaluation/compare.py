@@ -117,6 +117,34 @@ def is_baseline(config: dict[str, Any]) -> bool:
         and not options.get("alpha") and not options.get("beta")
 
 
+def paper_entry(value: Any, dataset: str) -> dict[str, Any] | None:
+    """The paper's number for one row on one data set, from a recipe's ``[paper]`` table.
+
+    ``value`` is a float, or a table ``{imdb = 0.931, cwi-news = 0.868, significant = ["imdb"]}`` whose
+    ``significant`` lists the data sets where the paper marks the row significantly better than its baseline
+    (its ‡). ``dataset`` may carry a suffix (``imdb (limit 1000)``). Returns ``{"accuracy", "significant"}``.
+    """
+    significant: list[str] = []
+    if isinstance(value, dict):
+        name = dataset.split(" (")[0]
+        significant = list(value.get("significant") or [])
+        value = value.get(dataset, value.get(name, value.get("accuracy")))
+        dataset = name
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    accuracy = value / 100 if value > 1 else float(value)
+    return {"accuracy": accuracy, "significant": dataset in significant}
+
+
+def paper_cell(value: Any, dataset: str) -> str:
+    """``93.10‡`` for a [paper] value on a data set (``-`` when the paper has no number there)."""
+    entry = value if isinstance(value, dict) and "significant" in value and "accuracy" in value \
+        and isinstance(value["significant"], bool) else paper_entry(value, dataset)
+    if entry is None:
+        return "-"
+    return f"{100 * entry['accuracy']:.2f}" + (MARKER if entry["significant"] else "")
+
+
 @dataclass
 class Row:
     run: str
@@ -153,7 +181,9 @@ class Comparison:
             "cochrans_q": self.cochran,
             "runs": [{"run": r.run, "run_dir": r.run_dir, "label": r.label, "kind": r.kind, "dataset": r.dataset,
                       "baseline": r.baseline, "metrics": r.metrics, "mcnemar": r.mcnemar, "significant": r.significant,
-                      "agreement": r.agreement, **({"paper": r.paper} if r.paper else {})} for r in self.rows],
+                      "agreement": r.agreement,
+                      **({"paper": r.paper["accuracy"], "paper_significant": r.paper["significant"]} if r.paper
+                         else {})} for r in self.rows],
         }
 
     # -- flat table (one row per run) -------------------------------------------------
@@ -166,6 +196,9 @@ class Comparison:
             rec["significant"] = r.significant
             rec["label_agreement"] = None if r.agreement is None else r.agreement["label_agreement"]
             rec["mean_kl"] = None if r.agreement is None else r.agreement["mean_kl"]
+            if any(row.paper for row in self.rows):
+                rec["paper_accuracy"] = None if not r.paper else r.paper["accuracy"]
+                rec["paper_significant"] = None if not r.paper else r.paper["significant"]
             rec["run_dir"] = r.run_dir
             out.append(rec)
         return out
@@ -181,11 +214,14 @@ class Comparison:
     def to_markdown(self) -> str:
         if len(self.datasets) > 1:
             return self._pivot_markdown()
-        head = "| model | accuracy | macro-F1 | micro-F1 | ROC-AUC | McNemar p | agreement |"
-        lines = [head, "|" + "---|" * 7]
+        paper = any(r.paper for r in self.rows)
+        head = "| model | accuracy |" + (" paper |" if paper else "") + \
+            " macro-F1 | micro-F1 | ROC-AUC | McNemar p | agreement |"
+        lines = [head, "|" + "---|" * (8 if paper else 7)]
         for r in self.rows:
             lines.append("| " + " | ".join([
                 r.label + (" (baseline)" if r.baseline else ""), _pct(r.metrics.get("accuracy")) + r.marker(),
+                *([paper_cell(r.paper, r.dataset)] if paper else []),
                 _pct(r.metrics.get("macro_f1")), _pct(r.metrics.get("micro_f1")), _pct(r.metrics.get("roc_auc")),
                 _p(r.mcnemar), _agree(r.agreement)]) + " |")
         return "\n".join(lines) + f"\n\n{MARKER} significantly different from the baseline (McNemar, p < " \
@@ -210,11 +246,16 @@ class Comparison:
         labels, datasets, cells = self.pivot()
         lines = ["| model | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
         for label in labels:
-            row = [(_pct(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker())
-                   if (label, d) in cells else "" for d in datasets]
+            row = [(_pct(cells[(label, d)].metrics.get("accuracy")) + cells[(label, d)].marker()
+                    + with_paper(cells[(label, d)])) if (label, d) in cells else "" for d in datasets]
             lines.append(f"| {label} | " + " | ".join(row) + " |")
         return "\n".join(lines) + f"\n\nAccuracy on the {self.split} split; {MARKER} significantly different from " \
                                   f"the data set's baseline (McNemar, p < {self.alpha_level:g}).\n"
+
+
+def with_paper(row: Row) -> str:
+    """`` (paper 93.10‡)`` after a measured cell, when the row has the paper's number."""
+    return f" (paper {paper_cell(row.paper, row.dataset)})" if row.paper else ""
 
 
 def _pct(value: Any) -> str:
@@ -329,5 +370,5 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-__all__ = ["Comparison", "Row", "compare_runs", "distinct_labels", "is_baseline", "load_run", "run_label",
-           "run_settings", "write_text"]
+__all__ = ["Comparison", "Row", "compare_runs", "distinct_labels", "is_baseline", "load_run", "paper_cell",
+           "paper_entry", "run_label", "run_settings", "with_paper", "write_text"]

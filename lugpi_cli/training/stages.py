@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -26,13 +26,13 @@ from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
 from lugpi_cli.lineage import feature_keys, feature_source
+from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
-from lugpi_cli.training.defaults import DEFAULT_TEXT_MODEL  # the CLI reads it without torch
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
 from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
-from store import Store, encode_bundle, fingerprint, record_key
+from store import Store, fingerprint, record_key
 
 MODALITIES = ("both", "text", "image")
 SPLITS = ("train", "validation", "test")
@@ -142,6 +142,14 @@ def _guard(run: Run):
 
 # -- the teacher ------------------------------------------------------------------------
 
+def teacher_modality(modality: str | None, arch: str) -> str:
+    """``--modality`` when given; else ``image`` for ``--arch armada`` (its aligner reads image vectors only),
+    ``both`` (the LUGPI teacher) otherwise."""
+    if modality is not None:
+        return modality
+    return "image" if arch == "armada" else "both"
+
+
 @dataclass(frozen=True)
 class TeacherSpec:
     modality: str = "both"
@@ -164,8 +172,9 @@ class TeacherSpec:
         if self.arch not in ("fusion", "armada"):
             raise UserError(f"unknown --arch {self.arch!r}", "Choose fusion (the LUGPI teacher) or armada.")
         if self.arch == "armada" and self.modality != "image":
-            raise UserError("--arch armada trains the teacher-side aligner on image vectors only",
-                            "Add --modality image (and embed with --encoder vae-latent).")
+            raise UserError(f"--arch armada trains the teacher-side aligner on image vectors only, not --modality "
+                            f"{self.modality}", "Drop --modality (armada implies image) and embed with --encoder "
+                            "vae-latent.")
         if not 0 <= self.modality_dropout < 1:
             raise UserError(f"--modality-dropout must be in [0, 1), got {self.modality_dropout}")
         if self.modality_dropout and self.modality != "both":
@@ -231,6 +240,12 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
     the_run = Run(runs_dir / (checked_run_name(run) if run is not None else run_name("teacher", ds.name, config)))
     reused = _existing(the_run, force, config)
     if reused is not None:
+        from lugpi_cli.training.recache import missing_outputs, recache_teacher
+
+        missing = missing_outputs(store, the_run, ds)  # e.g. dropped by `store gc`: re-cached, not retrained
+        if missing and process_info().is_main:
+            with _guard(the_run):
+                return recache_teacher(store, the_run, ds, cfg, device, missing)
         return reused
     output_fp = teacher_output_fingerprint(config, the_run.name)
     main = process_info().is_main
@@ -281,14 +296,9 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
                                           drops=spec.modality_dropout > 0)
         metrics["best_epoch"], metrics["epochs_run"], metrics["steps"] = \
             result.best_epoch, result.epochs_run, result.steps
-        records = []
-        for split, fields in outputs.items():
-            for row, sample in enumerate(splits[split]):
-                bundle = {name: values[row].astype(np.float32) for name, values in fields.items()}
-                records.append((record_key(output_fp, sample.id), encode_bundle(bundle)))
-        store.register("teacher", output_fp, {"stage": "teacher", "run": the_run.name, **config})
-        for start in range(0, len(records), 4096):
-            store.put_many("teacher", records[start:start + 4096], overwrite=True)
+        from lugpi_cli.training.recache import write_outputs
+
+        write_outputs(store, output_fp, {"stage": "teacher", "run": the_run.name, **config}, splits, outputs)
         model.cpu().save(the_run.model_dir, tokenizer)
         the_run.write_metrics(metrics)
         write_model_card(the_run, store=store)
@@ -337,15 +347,30 @@ def _encoder_label(encoder: str) -> str:
 
 # -- the student ------------------------------------------------------------------------
 
-def default_teacher(runs_dir: Path) -> Run:
-    """The most recently completed multimodal teacher run of the workspace (LUGPI's teacher), else the most
-    recent teacher of any modality."""
+def cached_fields(config: dict[str, Any]) -> set[str]:
+    """What a teacher run caches per sample (``teacher_fields`` of its config.json, or derived for older runs)."""
+    if config.get("teacher_fields"):
+        return set(config["teacher_fields"])
+    return set(_teacher_fields(TeacherSpec(arch=config.get("arch") or "fusion",
+                                           modality_dropout=config.get("modality_dropout") or 0.0)))
+
+
+def default_teacher(runs_dir: Path, fields: Iterable[str] = ()) -> Run:
+    """The most recently completed teacher that caches every output in ``fields`` (what the chosen method
+    reads): a multimodal one (LUGPI's teacher) when there is one, else the most recent of any modality."""
     runs = completed_runs(runs_dir, "teacher")
     if not runs:
         raise UserError(f"no completed teacher run in {runs_dir}",
                         "Train one with `lugpi train-teacher DATASET --encoder clip`, or pass --teacher RUN; "
                         "for the plain fine-tuned baseline use --alpha 0 --beta 0 with --dataset.")
-    return (multimodal_teachers(runs_dir) or runs)[-1]
+    needed = set(fields)
+    fitting = [r for r in runs if needed <= cached_fields(r.config())]
+    if not fitting:
+        lacking = sorted(needed - cached_fields(runs[-1].config()))
+        raise UserError(f"no completed teacher run in {runs_dir} caches {', '.join(sorted(needed))}, which this "
+                        "method reads", FIELD_HINTS.get(lacking[0] if lacking else "", "Pass --teacher RUN."))
+    multimodal = {r.name for r in multimodal_teachers(runs_dir)}
+    return ([r for r in fitting if r.name in multimodal] or fitting)[-1]
 
 
 def teacher_dataset(store: Store, teacher: Run) -> Dataset:
@@ -414,8 +439,8 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         if missing:
             raise UserError(f"{missing} of {len(teacher_keys)} training samples have no cached output of teacher "
                             f"{teacher.name}",
-                            "Re-run its `lugpi train-teacher` (or `lugpi train-teacher ... --force`) to fill the "
-                            "store; a distill never runs the teacher itself.")
+                            "Re-run its `lugpi train-teacher` command: it writes the outputs again from the saved "
+                            "model, without retraining (a distill never runs the teacher itself).")
         cached = set(store.get("teacher", teacher_keys[0]))
         lacking = sorted(set(loss.teacher_fields) - cached)
         if lacking:

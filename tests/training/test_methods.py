@@ -89,7 +89,8 @@ def test_a_flag_of_another_method_is_refused(cli, teacher_args, text_args):
 
 def test_teacher_option_checks(cli, teacher_args):
     assert "--modality-dropout" in cli(*teacher_args, "--modality-dropout", "1.5", code=1).stderr
-    assert "--arch armada" in cli(*teacher_args, "--arch", "armada", code=1).stderr
+    # --arch armada implies --modality image (tests/training/test_teacher_defaults.py); any other is refused
+    assert "--arch armada" in cli(*teacher_args, "--arch", "armada", "--modality", "both", code=1).stderr
 
 
 def test_ema_teacher_is_the_closed_form_average(tiny_models):
