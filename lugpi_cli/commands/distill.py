@@ -40,10 +40,10 @@ def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
 
 def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     """Options from the explicit flags and --option pairs, checked against the method's table."""
-    raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
-    raw.update(parse_option_pairs(pairs))
     from lugpi_cli.losses import parse_loss_options
 
+    raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
+    raw.update(parse_option_pairs(pairs))
     return parse_loss_options(method, raw)
 
 

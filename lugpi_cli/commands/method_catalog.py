@@ -63,13 +63,18 @@ def source_key() -> str:
     return h.hexdigest()[:24]
 
 
-def from_registry() -> dict[str, dict[str, OptionInfo]]:
-    """The option tables of every registered method (imports torch, through the loss classes)."""
+def from_registry(*, builtin_only: bool = False) -> dict[str, dict[str, OptionInfo]]:
+    """The option tables of every registered method (imports torch, through the loss classes).
+
+    ``builtin_only``: only the methods defined in ``lugpi_cli/losses`` (what the cache key covers),
+    not ones a test or another module registered at run time.
+    """
     from lugpi_cli.losses import LOSSES
 
     return {name: {key: OptionInfo(opt.type, opt.default, opt.help, opt.choices, opt.min, opt.min_exclusive)
                    for key, opt in cls.options.items()}
-            for name, cls in sorted(LOSSES.items())}
+            for name, cls in sorted(LOSSES.items())
+            if not builtin_only or cls.__module__.startswith("lugpi_cli.losses.")}
 
 
 def cache_path() -> Path:
@@ -97,7 +102,8 @@ def method_options() -> dict[str, dict[str, OptionInfo]]:
             return cached
     table = from_registry()
     if not path.exists():
-        _write_atomic(path, {name: {key: o.to_json() for key, o in opts.items()} for name, opts in table.items()})
+        builtin = from_registry(builtin_only=True)
+        _write_atomic(path, {name: {key: o.to_json() for key, o in opts.items()} for name, opts in builtin.items()})
     return table
 
 

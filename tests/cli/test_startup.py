@@ -221,3 +221,16 @@ def test_completion_protocol_answers_without_heavy_imports(env, tmp_path, words,
     assert report["exit_codes"] == [0], stderr
     assert stdout.split() == expected
     assert_not_imported(report, HEAVY)
+
+
+def test_a_loss_registered_at_run_time_is_not_written_to_the_cache(tmp_path, monkeypatch):
+    """The cache key covers lugpi_cli/losses only: a method another module registers stays out of it."""
+    from lugpi_cli.commands import method_catalog
+    from lugpi_cli.losses import LOSSES, KDLoss
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fake = type("FakeLoss", (KDLoss,), {"__module__": "tests.fake_plugin"})
+    monkeypatch.setitem(LOSSES, "fake", fake)
+    assert "fake" in method_catalog.method_options()  # this process sees it
+    cached = method_catalog.read_cache(method_catalog.cache_path())
+    assert cached is not None and "fake" not in cached and "kd" in cached
