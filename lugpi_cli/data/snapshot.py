@@ -64,7 +64,9 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
     }
     if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
         store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
-    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp, "source": ds.source})
+    pointer = {"fingerprint": fp, "source": ds.source}
+    if store.get_meta(LATEST_PREFIX + ds.name.lower()) != pointer:  # unchanged: no write (multi-node readers)
+        store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer)
     return fp
 
 
