@@ -48,7 +48,7 @@ NODE_DIR_NAME = "nodes"  # WORKSPACE/nodes/node-<node rank>: the default place o
 
 NodeStoreOpt = Annotated[Optional[Path], typer.Option(
     "--node-store", help="Multi-node launches: the directory holding one store per node (node-<rank>), "
-    "on a file system node 0 can read. Default WORKSPACE/nodes.")]
+    "on a file system node 0 can read. Default WORKSPACE/nodes; unused on one machine.")]
 
 
 def node_launch(env: dict[str, str] | None = None) -> NodeLaunch | None:
