@@ -83,10 +83,14 @@ class Store:
         create: bool = False,
         map_size: int = DEFAULT_MAP_SIZE,
         readonly: bool | None = None,
+        lock: bool | None = None,
     ):
         self.path = Path(path)
         self.create = create
         self.want_readonly = readonly  # None: read-only exactly when the directory is not writable
+        # None: LMDB's lock table unless read-only with an unwritable lock file. False (read-only
+        # stores only): no lock table, safe only while nothing writes (a multi-node run's workspace)
+        self.want_lock = lock
         self.initial_map_size = int(map_size)
         self._cached: tuple[int, int, lmdb.Environment, dict[str, Any]] | None = None
 
@@ -97,9 +101,11 @@ class Store:
             "create": self.create,
             "initial_map_size": self.initial_map_size,
             "want_readonly": self.want_readonly,
+            "want_lock": self.want_lock,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.want_lock = None
         self.__dict__.update(state)
         self._cached = None
 
@@ -161,7 +167,8 @@ class Store:
                 # A read-only directory whose lock file we cannot write (a shared store
                 # mounted or shipped read-only): nobody here can write it either, so
                 # reading without the reader table is safe.
-                lock=not readonly or os.access(self.path / "lock.mdb", os.W_OK),
+                lock=not readonly or (os.access(self.path / "lock.mdb", os.W_OK) if self.want_lock is None
+                                      else self.want_lock),
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc

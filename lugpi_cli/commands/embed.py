@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from lugpi_cli import console, runtime
+from lugpi_cli import console, multinode, runtime
 from lugpi_cli.commands.options import (
     DatasetArg,
     JsonFlag,
@@ -46,6 +46,7 @@ def embed_command(
                                        "in float16 either way).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
     splits: Annotated[str, typer.Option("--splits", help="Comma-separated splits.")] = "train,validation,test",
+    node_store: multinode.NodeStoreOpt = None,
     data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -59,7 +60,7 @@ def embed_command(
     runtime.quiet_libraries(state.verbose)
     torch_device = runtime.resolve_device(device)
     torch_dtype = runtime.resolve_dtype(dtype, torch_device)
-    store = state.open_store(create=True)
+    store = multinode.open_stage_store(state, node_store)
     ds = resolve_dataset(DatasetRequest(dataset, **data_options), store)
     source = image_source(store, ds.name, generator)
     if encoder.lower() == "vae-latent" and vae_model is None:
@@ -73,7 +74,8 @@ def embed_command(
     with console.ProgressBar("embedding", unit="img", kept="images embedded and stored") as bar:
         summary = embed_images(store, list(image_keys.values()), config,
                                lambda: load_encoder(config, torch_device, torch_dtype),
-                               batch_size=batch_size, workers=workers, on_start=bar.start, on_batch=bar.advance)
+                               batch_size=batch_size, workers=workers, on_start=bar.start, on_batch=bar.advance,
+                               shard=(runtime.process_info().rank, runtime.process_info().world_size))
     if summary.embedded or summary.reused:
         record_embedding(store, ds.name, config.label, {
             "encoder_fingerprint": summary.encoder_fingerprint, "encoder_config": config.fingerprint_config(),
@@ -81,8 +83,10 @@ def embed_command(
             "pooled_only": pooled_only or summary.tokens_shape is None, "tokens_shape": summary.tokens_shape,
             "pooled_dim": summary.pooled_dim,
         })
+    nodes = multinode.finish_stage(store)
     result = {"dataset": ds.name, "encoder": config.model, "samples": len(samples),
-              "generator_fingerprint": source.fingerprint, "device": str(torch_device), **summary.to_json()}
+              "generator_fingerprint": source.fingerprint, "device": str(torch_device), **summary.to_json(),
+              **({"multinode": nodes} if nodes else {})}
 
     def render(out: Console) -> None:
         out.print(f"{summary.images} distinct images: {summary.embedded} embedded, {summary.reused} already in "
@@ -90,6 +94,7 @@ def embed_command(
         if summary.tokens_shape or summary.pooled_dim:
             out.print(f"features: tokens {summary.tokens_shape or '-'}  pooled {summary.pooled_dim}  "
                       f"(encoder fingerprint {summary.encoder_fingerprint[:16]}, {config.model})")
+        multinode.render(out, nodes)
 
     console.emit(result, render)
     if summary.missing_images:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lugpi_cli import console, runtime
+from lugpi_cli import console, multinode, runtime
 from lugpi_cli.commands.options import (
     DatasetArg,
     JsonFlag,
@@ -65,6 +65,7 @@ def generate_command(
                                                            "draw one image per group (off by default).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: this process draws its 1/N of the prompts "
                                                  "(automatic under accelerate launch / torchrun).")] = None,
+    node_store: multinode.NodeStoreOpt = None,
     data_options: dict | None = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -85,7 +86,7 @@ def generate_command(
         reuse_similar=reuse_similar,
     ).check()
     shard_index, shard_count = parse_shard(shard)
-    store = state.open_store(create=True)
+    store = multinode.open_stage_store(state, node_store)
     request = DatasetRequest(dataset, **data_options)
     ds = resolve_dataset(request, store)
     samples = ds.samples(parse_splits(splits))
@@ -99,8 +100,9 @@ def generate_command(
             dataset_name=ds.name, on_start=bar.start, on_batch=bar.advance,
             tokenizer_factory=lambda: load_tokenizer(config),
         )
+    nodes = multinode.finish_stage(store)
     result = {"dataset": ds.name, "splits": parse_splits(splits), "shard": f"{shard_index}/{shard_count}",
-              "device": str(torch_device), **summary.to_json()}
+              "device": str(torch_device), **summary.to_json(), **({"multinode": nodes} if nodes else {})}
 
     def render(out: Console) -> None:
         table = Table(box=None, show_header=False)
@@ -115,6 +117,7 @@ def generate_command(
         elif not summary.failed:
             out.print("Nothing to generate: every image is already in the store.")
         out.print(f"generator fingerprint {summary.generator_fingerprint[:16]}  ({config.model})")
+        multinode.render(out, nodes)
 
     console.emit(result, render)
     if summary.failed:

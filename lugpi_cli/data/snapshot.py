@@ -79,7 +79,8 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
     if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
         store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
     pointer = {"fingerprint": fp, "source": ds.source, **({"origin": ds.origin} if ds.origin else {})}
-    store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer)
+    if store.get_meta(LATEST_PREFIX + ds.name.lower()) != pointer:  # unchanged: no write (multi-node readers)
+        store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer)
     return fp
 
 

@@ -19,6 +19,7 @@ from lugpi_cli import hub
 from lugpi_cli.encoders.config import EncoderConfig
 from lugpi_cli.lineage import with_directory
 from store import Store, encode_bundle, record_key
+from store.keys import FP_PREFIX_LEN
 
 if TYPE_CHECKING:
     import torch
@@ -113,6 +114,7 @@ class EmbedSummary:
     embedded: int = 0
     reused: int = 0
     missing_images: int = 0
+    other_shards: int = 0  # distinct images left to the other processes of a multi-process run
     tokens_shape: list[int] | None = None
     pooled_dim: int | None = None
     seconds: float = 0.0
@@ -139,20 +141,27 @@ def embed_images(
     workers: int = 0,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> EmbedSummary:
-    """Encode every image in ``image_keys`` that has no feature record yet."""
+    """Encode every image in ``image_keys`` that has no feature record yet.
+
+    With ``shard=(i, n)`` only the images whose key hash is ``i`` modulo ``n``
+    (as ``generate`` splits prompts; the default under accelerate / torchrun).
+    """
     import torch
 
     started = time.perf_counter()
     enc_fp = config.fingerprint()
-    wanted = list(dict.fromkeys(image_keys))
+    unique = list(dict.fromkeys(image_keys))
+    wanted = [k for k in unique if shard[1] == 1 or int(k[FP_PREFIX_LEN + 1:], 16) % shard[1] == shard[0]]
     keys = feature_keys(wanted, enc_fp)
     done = store.contains_many("features", [keys[k] for k in wanted])
     pending = [k for k, have in zip(wanted, done) if not have]
     present = store.contains_many("images", pending)
     todo = [k for k, have in zip(pending, present) if have]
     summary = EmbedSummary(images=len(wanted), reused=len(wanted) - len(pending),
-                           missing_images=len(pending) - len(todo), encoder_fingerprint=enc_fp)
+                           missing_images=len(pending) - len(todo), other_shards=len(unique) - len(wanted),
+                           encoder_fingerprint=enc_fp)
     store.register("features", enc_fp, with_directory(config.fingerprint_config(), config.model))
     if on_start is not None:
         on_start(len(todo))

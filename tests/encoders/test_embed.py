@@ -104,3 +104,18 @@ def test_embed_before_generate_and_missing_images(cli, tiny_models, tiny_csv, wo
 def test_unknown_encoder_directory(cli, tiny_csv, generated, tmp_path):
     err = cli("embed", tiny_csv, *TABLE, "--encoder", tmp_path / "nope" / "enc", code=1).stderr
     assert "no such directory" in err
+
+
+def test_processes_of_a_launch_split_the_images(tiny_models, workspace, generated):
+    """``shard=(rank, world size)``: disjoint parts by image-key hash that together cover every image."""
+    close_all()
+    store = _store(workspace)
+    keys = store.keys("images")
+    config = EncoderConfig(str(tiny_models["clip"]))
+    factory = lambda: load_encoder(config, torch.device("cpu"), torch.float32)  # noqa: E731
+    parts = [embed_images(store, keys, config, factory, shard=(rank, 2)) for rank in range(2)]
+    assert parts[0].embedded > 0 and parts[1].embedded > 0
+    assert [p.embedded + p.other_shards for p in parts] == [8, 8]
+    assert parts[0].embedded + parts[1].embedded == store.count("features") == 8
+    again = embed_images(store, keys, config, factory)
+    assert (again.embedded, again.reused, again.other_shards) == (0, 8, 0)
