@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lugpi_cli import gpu
 from lugpi_cli.errors import UserError
 from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
@@ -49,6 +50,7 @@ class TrainConfig:
     max_length: int = 512
     mixed_precision: str = "auto"
     workers: int = 0
+    compile: bool = False  # torch.compile the model's forward (GPU runs; results equal within float tolerance)
 
     def check(self) -> "TrainConfig":
         if self.epochs < 1:
@@ -73,9 +75,10 @@ class TrainConfig:
         return self
 
     def hashed(self) -> dict[str, Any]:
-        """What changes the result (``workers`` does not)."""
+        """What changes the result (``workers`` and ``compile`` do not)."""
         out = asdict(self)
         out.pop("workers")
+        out.pop("compile")
         return out
 
 
@@ -314,6 +317,9 @@ def fit(
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
         _load_rng_state(checkpoint / "rng.pt", accelerator.process_index)
+    gpu.enable_tf32(accelerator.device)  # Ampere and later only
+    if cfg.compile:
+        gpu.compile_in_place(objective.model)
     objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
     scaler = getattr(accelerator, "scaler", None)  # fp16 on a GPU
     if state is not None and scaler is not None and (checkpoint / "scaler.pt").exists():
