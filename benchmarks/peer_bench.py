@@ -13,7 +13,9 @@ lugpi / peer for seconds (lower is better).
 1. generate: ``generate_dataset`` (what ``lugpi generate`` runs) against a
    bare loop over the same pipeline (same steps, guidance, size, batch size,
    one CPU generator per image) that saves each image as a PNG file; tiny
-   Stable Diffusion UNet built from configs, 64 px, 20 DDIM steps, batch 1 and 8.
+   Stable Diffusion UNet built from configs, 64 px, 20 DDIM steps, batch 1 and 8. Also printed: each
+   side's share of wall time outside the pipeline calls, and the ratio with the pipeline time equalised
+   (the part of the ratio that the machine's noise inside identical pipeline calls cannot move).
 2. embed: ``embed_images`` (``lugpi embed``) against a bare loop reading the
    same images from PNG files through the same image processor and vision model
    (same batch size) and saving the features with ``np.save``.
