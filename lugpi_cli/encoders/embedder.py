@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lugpi_cli import hub
+from lugpi_cli import gpu, hub
 from lugpi_cli.encoders.config import EncoderConfig
 from lugpi_cli.lineage import with_directory
+from lugpi_cli.writer import BackgroundWriter
 from store import Store, encode_bundle, record_key
 from store.keys import FP_PREFIX_LEN
 
@@ -72,6 +73,7 @@ def load_encoder(config: EncoderConfig, device: "torch.device", dtype: "torch.dt
     processor = hub.load(AutoImageProcessor.from_pretrained, config.model, what="image processor",
                          revision=config.revision)
     model.eval().requires_grad_(False).to(device)
+    gpu.enable_tf32(device)  # Ampere and later only
     return Encoder(model, processor, "pooler" if model_type in POOLER_TYPES else "cls", device, dtype)
 
 
@@ -170,17 +172,18 @@ def embed_images(
         images = _Images(store, todo, encoder.processor)
         loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=workers,
                                              collate_fn=images.collate)
-        for indices, pixels in loader:
-            tokens, pooled = encoder.encode(pixels)
-            records = []
-            for row, i in enumerate(indices):
-                bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
-                    {"tokens": tokens[row], "pooled": pooled[row]}
-                records.append((keys[todo[i]], encode_bundle(bundle)))
-            store.put_many("features", records)
-            summary.embedded += len(records)
-            if on_batch is not None:
-                on_batch(len(records))
+        with BackgroundWriter() as writer:  # the commit overlaps the next batch's forward pass
+            for indices, pixels in loader:
+                tokens, pooled = encoder.encode(pixels)
+                records = []
+                for row, i in enumerate(indices):
+                    bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
+                        {"tokens": tokens[row], "pooled": pooled[row]}
+                    records.append((keys[todo[i]], encode_bundle(bundle)))
+                writer.submit(store.put_many, "features", records)
+                summary.embedded += len(records)
+                if on_batch is not None:
+                    on_batch(len(records))
     # the shapes, from a feature that exists (the first wanted image may be missing)
     stored = [k for k, have in zip(wanted, done) if have] + todo[:1]
     record = store.get("features", keys[stored[0]]) if stored else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lugpi_cli import hub
+from lugpi_cli import gpu, hub
 from lugpi_cli.generation.config import SCHEDULERS, GenerationConfig
 
 if TYPE_CHECKING:
@@ -17,7 +17,8 @@ def load_pipeline(config: GenerationConfig, device: "torch.device", dtype: "torc
     ``AutoPipelineForText2Image`` picks the pipeline class from the model
     (Stable Diffusion 1/2, SD-Turbo, SDXL, ...). The safety checker is off: a
     blacked-out image would be silent garbage as privileged information.
-    Attention uses PyTorch's scaled-dot-product kernels (diffusers' default);
+    Attention uses PyTorch's scaled-dot-product kernels (diffusers' default); on CUDA
+    the UNet and VAE run channels-last, with TF32 matmuls on Ampere and later (:mod:`lugpi_cli.gpu`);
     ``compile`` compiles the UNet in place (worth it for long GPU runs only).
     """
     from diffusers import AutoPipelineForText2Image
@@ -31,6 +32,7 @@ def load_pipeline(config: GenerationConfig, device: "torch.device", dtype: "torc
     set_scheduler(pipe, config.scheduler, config.timestep_spacing)
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
+    gpu.prepare_pipeline(pipe, device)  # TF32 on Ampere+, channels-last UNet/VAE on CUDA
     if compile:
         pipe.unet.compile()
     return pipe

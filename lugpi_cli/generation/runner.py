@@ -28,6 +28,7 @@ from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
 from lugpi_cli.lineage import with_directory
+from lugpi_cli.writer import BackgroundWriter
 from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
 from store.keys import FP_PREFIX_LEN
 from store.lmdb_store import FAILED_META_PREFIX
@@ -279,21 +280,27 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
     level = diffusers_logger.level
     diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            prompts = [plan.prompts[i] for i in batch]
-            images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
-            encoded = encode_images(images, config.image_format, config.quality)
-            good = [(plan.keys[i], encode_image(data, config.image_format))
-                    for i, data in zip(batch, encoded) if data is not None]
-            bad = [(i, "non-finite pixels (NaN/inf) in the decoded image") for i, data in zip(batch, encoded)
-                   if data is None]
-            _commit(store, good, _failure_records(plan, bad), summary, plan, bad)
-            summary.generated += len(good)
-            if on_batch is not None:
-                on_batch(len(batch))
+        with BackgroundWriter() as writer:  # encoding and the commit overlap the next batch's denoising
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start:start + batch_size]
+                prompts = [plan.prompts[i] for i in batch]
+                images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
+                writer.submit(_store_batch, store, plan, batch, images, config, summary)
+                if on_batch is not None:
+                    on_batch(len(batch))
     finally:
         diffusers_logger.setLevel(level)
+
+
+def _store_batch(store: Store, plan: ImagePlan, batch: list[int], images: np.ndarray, config: GenerationConfig,
+                 summary: GenerationSummary) -> None:
+    """Encode one batch's images and commit them (with failure records for NaN/inf ones) in one transaction."""
+    encoded = encode_images(images, config.image_format, config.quality)
+    good = [(plan.keys[i], encode_image(data, config.image_format)) for i, data in zip(batch, encoded)
+            if data is not None]
+    bad = [(i, "non-finite pixels (NaN/inf) in the decoded image") for i, data in zip(batch, encoded) if data is None]
+    _commit(store, good, _failure_records(plan, bad), summary, plan, bad)
+    summary.generated += len(good)
 
 
 def _failure_records(plan: ImagePlan, bad: list[tuple[int, str]]) -> list[tuple[bytes, bytes]]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lugpi_cli import gpu
 from lugpi_cli.errors import UserError
 from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
@@ -51,6 +52,7 @@ class TrainConfig:
     workers: int = 0
     report_to: str = "none"  # experiment trackers (see training/tracking.py); never part of the hash
     project: str | None = None  # the trackers' project (ablation cells share one)
+    compile: bool = False  # torch.compile the model's forward (GPU runs; results equal within float tolerance)
 
     def check(self) -> "TrainConfig":
         if self.epochs < 1:
@@ -78,9 +80,9 @@ class TrainConfig:
         return self
 
     def hashed(self) -> dict[str, Any]:
-        """What changes the result (``workers`` and the trackers do not)."""
+        """What changes the result (``workers``, ``compile`` and the trackers do not)."""
         out = asdict(self)
-        for key in ("workers", "report_to", "project"):
+        for key in ("workers", "compile", "report_to", "project"):
             out.pop(key)
         return out
 
@@ -324,6 +326,9 @@ def fit(
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
         _load_rng_state(checkpoint / "rng.pt", accelerator.process_index)
+    gpu.enable_tf32(accelerator.device)  # Ampere and later only
+    if cfg.compile:
+        gpu.compile_in_place(objective.model)
     objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
     scaler = getattr(accelerator, "scaler", None)  # fp16 on a GPU
     if state is not None and scaler is not None and (checkpoint / "scaler.pt").exists():
@@ -411,7 +416,8 @@ def fit(
         load_model(unwrapped, str(best_path))
     if tracked:
         accelerator.end_training()
-    accelerator.free_memory()
+    if accelerator.device.type == "cuda":  # its gc.collect() costs seconds and frees nothing on the CPU
+        accelerator.free_memory()
     return FitResult(best_metric=best, best_epoch=best_epoch, epochs_run=epochs_run, steps=step,
                      resumed_from_epoch=start_epoch, history=history)
 

