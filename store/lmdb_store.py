@@ -19,6 +19,7 @@ Discipline (see DESIGN.md):
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import lmdb
 
 from store import codec
-from store.errors import SchemaError, StoreError, StoreNotFound
+from store.errors import CorruptRecord, CorruptStore, SchemaError, StoreError, StoreNotFound
 from store.keys import fingerprint_prefix
 
 NAMESPACES = ("images", "features", "teacher", "meta")
@@ -163,8 +164,16 @@ class Store:
                 # reading without the reader table is safe.
                 lock=not readonly or os.access(self.path / "lock.mdb", os.W_OK),
             )
+        except lmdb.InvalidError as exc:
+            raise CorruptStore(f"the store file {_data_file(self.path)} is not a readable LMDB file ({exc})",
+                               TRUNCATED_HINT) from exc
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        try:
+            check_length(env, _data_file(self.path))
+        except CorruptStore:
+            env.close()
+            raise
         if not readonly:
             env.reader_check()  # clear reader slots left by killed processes
         dbs = self._open_dbs(env, readonly=readonly)
@@ -248,7 +257,7 @@ class Store:
     def reader(self) -> Iterator["Reader"]:
         """A read transaction for many gets; zero-copy decodes are valid inside it."""
         with self._txn() as (txn, dbs):
-            yield Reader(txn, dbs)
+            yield Reader(txn, dbs, self.path)
 
     # -- writes -----------------------------------------------------------
     def write(self, batch: Mapping[str, Iterable[tuple[bytes, bytes]]], *, overwrite: bool = False) -> int:
@@ -287,20 +296,24 @@ class Store:
             return sum(bool(txn.delete(_as_key(k), db=dbs[namespace])) for k in sorted(keys, key=_as_key))
 
     # -- reads ------------------------------------------------------------
-    def get(self, namespace: str, key: bytes | str, *, verify: bool = False) -> Any:
-        """The decoded record (copied out of the map), or ``None``."""
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = True) -> Any:
+        """The decoded record (copied out of the map), or ``None``.
+
+        Its CRC32 is checked (``verify``): a corrupt record raises
+        :class:`CorruptRecord` naming the key, never a silent input.
+        """
         env, dbs = self._handles()
         txn = _begin(env)
         try:
             value = txn.get(_as_key(key), db=dbs[namespace])
-            return None if value is None else codec.decode(value, verify=verify)
+            return None if value is None else _decode(value, namespace, key, self.path, verify=verify)
         except KeyError:
             _check_ns(namespace)
             raise
         finally:
             txn.abort()
 
-    def get_many(self, namespace: str, keys: Sequence[bytes | str], *, verify: bool = False) -> list[Any]:
+    def get_many(self, namespace: str, keys: Sequence[bytes | str], *, verify: bool = True) -> list[Any]:
         """Decoded records for ``keys`` in order (``None`` where missing), one transaction."""
         with self.reader() as r:
             return [r.get(namespace, k, verify=verify) for k in keys]
@@ -397,20 +410,45 @@ class Store:
         return self.env.info()["map_size"]
 
 
+TRUNCATED_HINT = (
+    "It was cut short (an incomplete copy, a full disk) and reading it would crash. Nothing was read or written. "
+    "Restore data.mdb from where it came from (the original store or a backup); or move the store directory "
+    "aside and rerun the commands, which recompute what is missing (records kept in other intact stores, e.g. "
+    "each node's workspace, can be combined with `lugpi store merge`).")
+
+
+def check_length(env: lmdb.Environment, data_file: Path) -> None:
+    """Refuse a data file shorter than the pages the environment's own meta page says it holds.
+
+    LMDB maps the file and trusts its meta page: a page past the end of a
+    truncated file is a SIGBUS, not an error. LMDB writes a transaction's pages
+    before the meta page that counts them, so a healthy file is never shorter.
+    """
+    pages = env.info()["last_pgno"] + 1
+    page_size = env.stat()["psize"]
+    have = data_file.stat().st_size
+    if have < pages * page_size:
+        raise CorruptStore(
+            f"the store file {data_file} is truncated: {have:,} bytes, but its LMDB index counts {pages:,} pages "
+            f"of {page_size} bytes ({pages * page_size:,} bytes)", TRUNCATED_HINT)
+
+
 class Reader:
     """Gets inside one read transaction."""
 
-    def __init__(self, txn: Any, dbs: dict[str, Any]):
+    def __init__(self, txn: Any, dbs: dict[str, Any], path: Path | None = None):
         self._txn = txn
         self._dbs = dbs
+        self._path = path
 
     def get_raw(self, namespace: str, key: bytes | str) -> bytes | None:
         value = self._txn.get(_as_key(key), db=self._db(namespace))
         return None if value is None else bytes(value)
 
-    def get(self, namespace: str, key: bytes | str, *, verify: bool = False, copy: bool = True) -> Any:
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = True, copy: bool = True) -> Any:
+        """The decoded record (CRC checked unless ``verify=False``), or ``None``."""
         value = self._txn.get(_as_key(key), db=self._db(namespace))
-        return None if value is None else codec.decode(value, verify=verify, copy=copy)
+        return None if value is None else _decode(value, namespace, key, self._path, verify=verify, copy=copy)
 
     def contains(self, namespace: str, key: bytes | str) -> bool:
         with self._txn.cursor(self._db(namespace)) as cur:
@@ -422,6 +460,22 @@ class Reader:
         except KeyError:
             _check_ns(namespace)
             raise
+
+
+def _decode(value: Any, namespace: str, key: bytes | str, path: Path | None, *, verify: bool,
+            copy: bool = True) -> Any:
+    try:
+        return codec.decode(value, verify=verify, copy=copy)
+    except CorruptRecord as exc:
+        name = key.decode("utf-8", errors="replace") if isinstance(key, bytes) else key
+        where = f" in the store at {path}" if path is not None else ""
+        raise CorruptRecord(
+            f"record {namespace}/{name}{where} is corrupt ({exc.message}); it was not used",
+            "Run `lugpi store verify` to list every corrupt record, delete them with `lugpi store gc --corrupt`, "
+            "then rerun the command that produced them: only they are recomputed.") from None
+    except (IndexError, struct.error) as exc:  # a header too damaged to parse its fields
+        raise CorruptRecord(f"record {namespace}/{key!r} is corrupt ({exc})",
+                            "Run `lugpi store verify`, then `lugpi store gc --corrupt`.") from None
 
 
 def _readahead(data_bytes: int) -> bool:
