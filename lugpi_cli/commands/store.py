@@ -144,9 +144,11 @@ def gc_command(
 ) -> None:
     """Delete records by fingerprint (see `lugpi store info`), or the corrupt ones. LMDB reuses the freed pages."""
     console.use_json(json_out)
-    if sum(map(bool, (keep, drop, corrupt))) != 1:
-        raise UserError("say what to delete: --keep-fingerprint FP..., --drop-fingerprint FP... or --corrupt "
-                        "(exactly one of them)", "List the fingerprints with `lugpi store info`.")
+    if not keep and not drop and not corrupt:
+        raise UserError("nothing to do: give --keep-fingerprint FP..., --drop-fingerprint FP... or --corrupt",
+                        "List the fingerprints with `lugpi store info`.")
+    if sum(map(bool, (keep, drop, corrupt))) > 1:
+        raise UserError("give one of --keep-fingerprint, --drop-fingerprint and --corrupt, not both")
     store = _existing_store()
     store.require_writable()
     if corrupt:
