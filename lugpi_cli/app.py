@@ -123,6 +123,8 @@ class LugpiGroup(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name or "lugpi", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            if code == 0:
+                console.state().flush_stores()  # deferred meta records of a command that wrote no record
         except NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             code = 0

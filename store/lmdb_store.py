@@ -84,11 +84,17 @@ class Store:
         create: bool = False,
         map_size: int = DEFAULT_MAP_SIZE,
         readonly: bool | None = None,
+        defer_meta: bool = False,
     ):
         self.path = Path(path)
         self.create = create
         self.want_readonly = readonly  # None: read-only exactly when the directory is not writable
         self.initial_map_size = int(map_size)
+        # defer_meta: producer registrations and deferred meta records wait in this process and are
+        # committed in the same transaction as the next record written (or by flush()), so a command
+        # that fails before its work leaves the store exactly as it was (and creates none).
+        self.defer_meta = defer_meta
+        self._pending: dict[bytes, bytes] = {}
         self._cached: tuple[int, int, lmdb.Environment, dict[str, Any]] | None = None
 
     # -- environment -----------------------------------------------------
@@ -98,10 +104,13 @@ class Store:
             "create": self.create,
             "initial_map_size": self.initial_map_size,
             "want_readonly": self.want_readonly,
+            "defer_meta": self.defer_meta,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.defer_meta = state.get("defer_meta", False)
+        self._pending = {}  # pending meta belongs to the process that queued it
         self._cached = None
 
     def __repr__(self) -> str:
@@ -269,19 +278,30 @@ class Store:
         prepared = {ns: sorted((_as_key(k), bytes(v)) for k, v in items) for ns, items in batch.items()}
         for ns in prepared:
             _check_ns(ns)
-        if not any(prepared.values()):
+        if not any(prepared.values()) and not self._pending:
             return 0
         while True:
             try:
                 added = 0
+                pending = dict(self._pending)
                 with self._txn(write=True) as (txn, dbs):
                     for ns, items in prepared.items():
                         with txn.cursor(dbs[ns]) as cur:
                             added += cur.putmulti(items, overwrite=overwrite)[1]
+                    for key in sorted(pending):  # registrations and pointers travel with the first record
+                        txn.put(key, pending[key], db=dbs["meta"], overwrite=True)
+                for key, value in pending.items():
+                    if self._pending.get(key) is value:
+                        del self._pending[key]
                 return added
             except lmdb.MapFullError:
                 env = self.env
                 env.set_mapsize(env.info()["map_size"] * 2)
+
+    def flush(self) -> None:
+        """Commit the deferred meta records now (a command that succeeded without writing a record)."""
+        if self._pending:
+            self.write({})
 
     def put_many(self, namespace: str, items: Iterable[tuple[bytes, bytes]], *, overwrite: bool = False) -> int:
         """Write encoded records into one namespace in one transaction."""
@@ -302,6 +322,11 @@ class Store:
         Its CRC32 is checked (``verify``): a corrupt record raises
         :class:`CorruptRecord` naming the key, never a silent input.
         """
+        if self._pending and namespace == "meta" and _as_key(key) in self._pending:
+            return codec.decode(self._pending[_as_key(key)])
+        if self.defer_meta and self._cached is None and not self.exists:  # nothing stored: don't create it
+            _check_ns(namespace)
+            return None
         env, dbs = self._handles()
         txn = _begin(env)
         try:
@@ -323,6 +348,8 @@ class Store:
             return r.get_raw(namespace, key)
 
     def contains_many(self, namespace: str, keys: Sequence[bytes | str]) -> list[bool]:
+        if self.defer_meta and self._cached is None and not self.exists:
+            return [False] * len(keys)
         with self.reader() as r:
             return [r.contains(namespace, k) for k in keys]
 
@@ -374,7 +401,11 @@ class Store:
     def get_meta(self, key: str) -> Any:
         return self.get("meta", key.encode("utf-8"))
 
-    def put_meta(self, key: str, value: Any, *, overwrite: bool = True) -> None:
+    def put_meta(self, key: str, value: Any, *, overwrite: bool = True, defer: bool = False) -> None:
+        """Write a JSON meta record; ``defer`` (on a ``defer_meta`` store) holds it for the next write."""
+        if defer and self.defer_meta:
+            self._pending[key.encode("utf-8")] = codec.encode_json(value)
+            return
         self.put("meta", key.encode("utf-8"), codec.encode_json(value), overwrite=overwrite)
 
     def register(self, namespace: str, fp: str, config: Any) -> None:
@@ -394,10 +425,16 @@ class Store:
             if namespace in existing.get("namespaces", []):
                 return
             existing["namespaces"] = sorted({*existing.get("namespaces", []), namespace})
-            self.put("meta", key, codec.encode_json(existing), overwrite=True)
+            self._put_registration(key, existing, overwrite=True)
             return
         entry = {"fingerprint": fp, "namespaces": [namespace], "config": config}
-        self.put("meta", key, codec.encode_json(entry), overwrite=False)
+        self._put_registration(key, entry, overwrite=False)
+
+    def _put_registration(self, key: bytes, entry: dict[str, Any], *, overwrite: bool) -> None:
+        if self.defer_meta:  # registered together with the producer's first record
+            self._pending[key] = codec.encode_json(entry)
+        else:
+            self.put("meta", key, codec.encode_json(entry), overwrite=overwrite)
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:
         """Registered fingerprints: ``{prefix: {"fingerprint", "namespaces", "config"}}``."""

@@ -62,9 +62,9 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
         "fingerprint": fp,
         "samples": [[s.id, s.split, s.label, s.text, s.text_pair, s.prompt] for split in ds.splits.values() for s in split],
     }
-    if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
-        store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
-    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp, "source": ds.source})
+    if store.get_meta(SNAPSHOT_PREFIX + fp) is None:  # (deferred: written with the command's first record)
+        store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False, defer=True)
+    store.put_meta(LATEST_PREFIX + ds.name.lower(), {"fingerprint": fp, "source": ds.source}, defer=True)
     return fp
 
 
