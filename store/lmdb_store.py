@@ -37,7 +37,7 @@ SCHEMA_VERSION = 1
 FP_META_PREFIX = b"fp/"
 FAILED_META_PREFIX = b"failed/"  # failed/<image key>: a prompt `generate` could not draw (retried next run)
 # meta keys that describe this workspace, not content: never merged between stores
-LOCAL_META_PREFIXES = (SCHEMA_KEY, b"latest/", FAILED_META_PREFIX)
+LOCAL_META_PREFIXES = (SCHEMA_KEY, b"latest/", FAILED_META_PREFIX, b"claim/")  # claim/: store/claims.py
 DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB to start; doubled whenever it fills
 MAX_READERS = 512
 

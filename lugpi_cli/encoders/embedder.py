@@ -18,6 +18,7 @@ import numpy as np
 from lugpi_cli import hub
 from lugpi_cli.encoders.config import EncoderConfig
 from store import Store, encode_bundle, record_key
+from store.claims import ClaimSet
 
 if TYPE_CHECKING:
     import torch
@@ -112,6 +113,7 @@ class EmbedSummary:
     embedded: int = 0
     reused: int = 0
     missing_images: int = 0
+    other_processes: int = 0  # embedded meanwhile by another run of the same command (see store/claims.py)
     tokens_shape: list[int] | None = None
     pooled_dim: int | None = None
     seconds: float = 0.0
@@ -126,6 +128,20 @@ class EmbedSummary:
         out["seconds"] = round(self.seconds, 3)
         out["images_per_second"] = round(self.images_per_second, 3)
         return out
+
+
+def _store_features(store: Store, encoder: Encoder, config: EncoderConfig, indices: list[int], pixels: Any,
+                    feature_keys: list[bytes], summary: "EmbedSummary", on_batch: Callable[[int], None] | None) -> None:
+    tokens, pooled = encoder.encode(pixels)
+    records = []
+    for row, key in enumerate(feature_keys):
+        bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
+            {"tokens": tokens[row], "pooled": pooled[row]}
+        records.append((key, encode_bundle(bundle)))
+    store.put_many("features", records)
+    summary.embedded += len(records)
+    if on_batch is not None:
+        on_batch(len(records))
 
 
 def embed_images(
@@ -158,19 +174,20 @@ def embed_images(
     if todo:
         encoder = encoder_factory()
         images = _Images(store, todo, encoder.processor)
-        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=workers,
-                                             collate_fn=images.collate)
-        for indices, pixels in loader:
-            tokens, pooled = encoder.encode(pixels)
-            records = []
-            for row, i in enumerate(indices):
-                bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
-                    {"tokens": tokens[row], "pooled": pooled[row]}
-                records.append((keys[todo[i]], encode_bundle(bundle)))
-            store.put_many("features", records)
-            summary.embedded += len(records)
-            if on_batch is not None:
-                on_batch(len(records))
+        claims = ClaimSet(store, "features", [keys[k] for k in todo])  # concurrent identical runs share the work
+        try:
+            while True:
+                loader = torch.utils.data.DataLoader(images, batch_sampler=claims.batches(batch_size, wait=False),
+                                                     num_workers=workers, collate_fn=images.collate)
+                for indices, pixels in loader:
+                    _store_features(store, encoder, config, indices, pixels, [keys[todo[i]] for i in indices],
+                                    summary, on_batch)
+                    claims.done(indices)
+                if not claims.wait_for_others():
+                    break
+        finally:
+            claims.release()
+        summary.other_processes = claims.by_others
     # the shapes, from a feature that exists (the first wanted image may be missing)
     stored = [k for k, have in zip(wanted, done) if have] + todo[:1]
     record = store.get("features", keys[stored[0]]) if stored else None

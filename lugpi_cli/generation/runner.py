@@ -28,6 +28,7 @@ from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
 from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
+from store.claims import ClaimSet
 from store.keys import FP_PREFIX_LEN
 from store.lmdb_store import FAILED_META_PREFIX
 
@@ -79,6 +80,7 @@ class GenerationSummary:
     failed: int = 0
     retried: int = 0  # prompts drawn again because an earlier run recorded a failure for them
     other_shards: int = 0  # distinct prompts left to the other processes of a sharded run
+    other_processes: int = 0  # drawn meanwhile by another run of the same command (see store/claims.py)
     seconds: float = 0.0
     generator_fingerprint: str = ""
     dataset_fingerprint: str = ""
@@ -277,9 +279,10 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
     diffusers_logger = logging.getLogger("diffusers")
     level = diffusers_logger.level
     diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
+    claims = ClaimSet(store, "images", [plan.keys[i] for i in todo])  # concurrent identical runs share the work
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+        for chosen in claims.batches(batch_size):
+            batch = [todo[j] for j in chosen]
             prompts = [plan.prompts[i] for i in batch]
             images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
             encoded = encode_images(images, config.image_format, config.quality)
@@ -289,10 +292,12 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
                    if data is None]
             _commit(store, good, _failure_records(plan, bad), summary, plan, bad)
             summary.generated += len(good)
+            claims.done(chosen)
             if on_batch is not None:
                 on_batch(len(batch))
     finally:
         diffusers_logger.setLevel(level)
+        summary.other_processes += claims.by_others
 
 
 def _failure_records(plan: ImagePlan, bad: list[tuple[int, str]]) -> list[tuple[bytes, bytes]]:
