@@ -13,6 +13,11 @@ just written, synced and fit in RAM). Two epochs each: the first touches every
 page of the map for the first time in that process, the second is what a
 training run sees from its second epoch on; DataLoader workers persist across
 epochs and the first epoch excludes their start-up (the first batch).
+
+Every store read checks its record's CRC32 (the tables above include it);
+the last lines per shape give that check's cost: the same keys read through
+``Store.get_many`` with and without it, as bare arrays and as the feature
+bundles ``embed`` writes.
 """
 
 from __future__ import annotations
@@ -117,6 +122,37 @@ def read_loader(reader: _Reader, order: np.ndarray, workers: int = 2) -> list[fl
     return times
 
 
+def crc_cost(root: Path, n: int, repeats: int = 5) -> None:
+    """What checking every record's CRC32 costs a read (``Store.get_many``, the batched path training and
+    ``embed`` take): the same keys read with and without the check, interleaved, best of ``repeats``.
+
+    Two record kinds: the bare array records the tables above read, and the bundle of named arrays that
+    ``embed`` stores for a feature (here the same array plus a 768-d pooled vector), whose decoding costs more.
+    """
+    from store import codec, encode_bundle
+
+    store = Store(root / "store")
+    keys = [record_key(FP, i) for i in range(n)]
+    order = [keys[i] for i in np.random.default_rng(2).permutation(n)]
+    first = store.get("features", keys[0])
+    bundle_keys = [record_key(FP, f"bundle-{i}") for i in range(min(n, 5000))]
+    pooled = np.zeros(768, np.float16)
+    store.put_many("features", [(k, encode_bundle({"tokens": store.get("features", keys[i]), "pooled": pooled}))
+                                for i, k in enumerate(bundle_keys)])
+    for label, wanted in (("array", order), ("bundle", bundle_keys)):
+        best = {True: float("inf"), False: float("inf")}
+        for _ in range(repeats):
+            for verify in (False, True):
+                t = time.perf_counter()
+                for start in range(0, len(wanted), 64):
+                    store.get_many("features", wanted[start:start + 64], verify=verify)
+                best[verify] = min(best[verify], time.perf_counter() - t)
+        print(f"{'':14} CRC32 on read ({label} records {list(first.shape)}, batches of 64, {codec._crc32.__module__}): "
+              f"{len(wanted) / best[False]:,.0f} rec/s unchecked, {len(wanted) / best[True]:,.0f} rec/s checked, "
+              f"cost {100 * (best[True] / best[False] - 1):+.1f}% (goal < 5%)")
+    close_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000)
@@ -151,6 +187,7 @@ def main() -> None:
                 for e, label in enumerate(("epoch 1 (first touch)", "epoch 2")):
                     print(f"{'':14} {access:16} {label:22} store/npy = {rates['store'][e] / rates['npy'][e]:.1f}x "
                           f"(goal >= 5)   memmap/store = {rates['memmap'][e] / rates['store'][e]:.2f}x (goal <= 3)")
+            crc_cost(root, args.records)
             print()
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -95,6 +95,33 @@ class _Interrupted(Exception):
     """Ctrl-C, carried past typer (which would turn it into a silent exit 130) to :meth:`LugpiGroup.main`."""
 
 
+def _finite_only(param: Any) -> None:
+    """Make a float option refuse NaN and ±inf (after typer has converted it, before the command runs)."""
+    import math
+
+    given = param.callback
+
+    def check(ctx: Any, p: Any, value: Any) -> Any:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise BadParameter("not a finite number (NaN and ±inf are refused)", ctx=ctx, param=p)
+        return given(ctx, p, value) if given is not None else value
+
+    param.callback = check
+
+
+def refuse_non_finite(command: Any) -> None:
+    """The one place float options are checked for NaN/inf: every float option of every command (and so of
+    every recipe key, which goes through the same parsers). Grid values are checked by ``Option.check``."""
+    for param in getattr(command, "params", []):
+        descriptor = getattr(param, "type_descriptor", None)
+        if getattr(descriptor, "annotation", None) is float and not getattr(param, "_lugpi_finite", False):
+            _finite_only(param)
+            param._lugpi_finite = True
+    for sub in getattr(command, "commands", {}).values():
+        refuse_non_finite(sub)
+
+
 class LugpiGroup(TyperGroup):
     """Maps exceptions to exit codes and one clear message (traceback only with -v)."""
 
@@ -103,6 +130,10 @@ class LugpiGroup(TyperGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise _Interrupted() from exc
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_non_finite(self)
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -116,6 +147,8 @@ class LugpiGroup(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name or "lugpi", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            if code == 0:
+                console.state().flush_stores()  # deferred meta records of a command that wrote no record
         except NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             code = 0
@@ -131,6 +164,8 @@ class LugpiGroup(TyperGroup):
         except (_Interrupted, Abort, KeyboardInterrupt):
             code = _interrupted(args)
         except (UserError, StoreError) as exc:
+            if "--json" in args[:args.index("--") if "--" in args else len(args)]:
+                console.state().json = True  # refused before the command parsed its own --json (bad workspace)
             code = _report(exc, getattr(exc, "exit_code", EXIT_USER_ERROR))
         except BrokenPipeError:  # `lugpi ... | head`: the reader has what it wanted
             import os
@@ -201,6 +236,20 @@ def _global_options(
     ] = False,
 ) -> None:
     console.set_state(console.State(workspace=workspace, json=json_out, quiet=quiet, verbose=verbose))
+    check_workspace(workspace)
+
+
+def check_workspace(workspace: Path) -> None:
+    """Refuse, for every command, a workspace that is (or lies inside) something other than a directory."""
+    for place in (workspace, *workspace.parents):
+        if place.exists() or place.is_symlink():
+            if not place.is_dir():
+                what = "a file" if place.is_file() else "not a directory"
+                where = "is " + what if place == workspace else f"lies inside {place}, which is {what}"
+                raise UserError(f"the workspace {workspace} {where}",
+                                "Pass --workspace (or LUGPI_WORKSPACE) a directory, or a path where one can be "
+                                "created; nothing was changed.")
+            return
 
 
 def _register() -> None:

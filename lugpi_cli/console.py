@@ -31,6 +31,7 @@ class State:
     quiet: bool = False
     verbose: int = 0
     emitted: bool = False  # a result object was printed (an error then adds no second one)
+    opened: list = field(default_factory=list)  # stores this command writes (flushed when it succeeds)
 
     @property
     def store_path(self) -> Path:
@@ -45,8 +46,18 @@ class State:
         the command will write: a read-only store is refused before any work)."""
         from store import Store
 
-        store = Store(self.store_path, create=create)
-        return store.require_writable() if create else store
+        if not create:
+            return Store(self.store_path)
+        # meta records (registrations, snapshots) wait for the command's first record, or its success
+        store = Store(self.store_path, create=True, defer_meta=True).require_writable()
+        self.opened.append(store)
+        return store
+
+    def flush_stores(self) -> None:
+        """The command succeeded: commit what its stores still hold back (see ``Store.defer_meta``)."""
+        for store in self.opened:
+            store.flush()
+        self.opened.clear()
 
 
 # The state of the current invocation. The CLI sets it in the app callback; the

@@ -14,7 +14,7 @@ from store.codec import (
     encode_image,
     encode_json,
 )
-from store.errors import CorruptRecord, MergeConflict, SchemaError, StoreError, StoreNotFound
+from store.errors import CorruptRecord, CorruptStore, MergeConflict, SchemaError, StoreError, StoreNotFound
 from store.keys import canonical_json, fingerprint, fingerprint_prefix, record_key, seed_for
 from store.lmdb_store import NAMESPACES, SCHEMA_VERSION, Store, close_all
 
@@ -22,6 +22,7 @@ __all__ = [
     "NAMESPACES",
     "SCHEMA_VERSION",
     "CorruptRecord",
+    "CorruptStore",
     "EncodedImage",
     "MergeConflict",
     "SchemaError",

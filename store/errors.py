@@ -27,6 +27,10 @@ class CorruptRecord(StoreError):
     """A record's header or CRC does not check out."""
 
 
+class CorruptStore(StoreError):
+    """The store's file itself is damaged (e.g. ``data.mdb`` shorter than the pages LMDB says it holds)."""
+
+
 class MergeConflict(StoreError):
     """Two stores hold different bytes under the same key."""
 

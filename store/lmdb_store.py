@@ -19,6 +19,7 @@ Discipline (see DESIGN.md):
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import lmdb
 
 from store import codec
-from store.errors import SchemaError, StoreError, StoreNotFound
+from store.errors import CorruptRecord, CorruptStore, SchemaError, StoreError, StoreNotFound
 from store.keys import fingerprint_prefix
 
 NAMESPACES = ("images", "features", "teacher", "meta")
@@ -36,7 +37,7 @@ SCHEMA_VERSION = 1
 FP_META_PREFIX = b"fp/"
 FAILED_META_PREFIX = b"failed/"  # failed/<image key>: a prompt `generate` could not draw (retried next run)
 # meta keys that describe this workspace, not content: never merged between stores
-LOCAL_META_PREFIXES = (SCHEMA_KEY, b"latest/", FAILED_META_PREFIX)
+LOCAL_META_PREFIXES = (SCHEMA_KEY, b"latest/", FAILED_META_PREFIX, b"claim/")  # claim/: store/claims.py
 DEFAULT_MAP_SIZE = 1 << 30  # 1 GiB to start; doubled whenever it fills
 MAX_READERS = 512
 
@@ -84,6 +85,7 @@ class Store:
         map_size: int = DEFAULT_MAP_SIZE,
         readonly: bool | None = None,
         lock: bool | None = None,
+        defer_meta: bool = False,
     ):
         self.path = Path(path)
         self.create = create
@@ -92,6 +94,11 @@ class Store:
         # stores only): no lock table, safe only while nothing writes (a multi-node run's workspace)
         self.want_lock = lock
         self.initial_map_size = int(map_size)
+        # defer_meta: producer registrations and deferred meta records wait in this process and are
+        # committed in the same transaction as the next record written (or by flush()), so a command
+        # that fails before its work leaves the store exactly as it was (and creates none).
+        self.defer_meta = defer_meta
+        self._pending: dict[bytes, bytes] = {}
         self._cached: tuple[int, int, lmdb.Environment, dict[str, Any]] | None = None
 
     # -- environment -----------------------------------------------------
@@ -102,11 +109,14 @@ class Store:
             "initial_map_size": self.initial_map_size,
             "want_readonly": self.want_readonly,
             "want_lock": self.want_lock,
+            "defer_meta": self.defer_meta,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.want_lock = None
         self.__dict__.update(state)
+        self.defer_meta = state.get("defer_meta", False)
+        self._pending = {}  # pending meta belongs to the process that queued it
         self._cached = None
 
     def __repr__(self) -> str:
@@ -170,8 +180,16 @@ class Store:
                 lock=not readonly or (os.access(self.path / "lock.mdb", os.W_OK) if self.want_lock is None
                                       else self.want_lock),
             )
+        except lmdb.InvalidError as exc:
+            raise CorruptStore(f"the store file {_data_file(self.path)} is not a readable LMDB file ({exc})",
+                               TRUNCATED_HINT) from exc
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        try:
+            check_length(env, _data_file(self.path))
+        except CorruptStore:
+            env.close()
+            raise
         if not readonly:
             env.reader_check()  # clear reader slots left by killed processes
         dbs = self._open_dbs(env, readonly=readonly)
@@ -255,7 +273,7 @@ class Store:
     def reader(self) -> Iterator["Reader"]:
         """A read transaction for many gets; zero-copy decodes are valid inside it."""
         with self._txn() as (txn, dbs):
-            yield Reader(txn, dbs)
+            yield Reader(txn, dbs, self.path)
 
     # -- writes -----------------------------------------------------------
     def write(self, batch: Mapping[str, Iterable[tuple[bytes, bytes]]], *, overwrite: bool = False) -> int:
@@ -267,19 +285,30 @@ class Store:
         prepared = {ns: sorted((_as_key(k), bytes(v)) for k, v in items) for ns, items in batch.items()}
         for ns in prepared:
             _check_ns(ns)
-        if not any(prepared.values()):
+        if not any(prepared.values()) and not self._pending:
             return 0
         while True:
             try:
                 added = 0
+                pending = dict(self._pending)
                 with self._txn(write=True) as (txn, dbs):
                     for ns, items in prepared.items():
                         with txn.cursor(dbs[ns]) as cur:
                             added += cur.putmulti(items, overwrite=overwrite)[1]
+                    for key in sorted(pending):  # registrations and pointers travel with the first record
+                        txn.put(key, pending[key], db=dbs["meta"], overwrite=True)
+                for key, value in pending.items():
+                    if self._pending.get(key) is value:
+                        del self._pending[key]
                 return added
             except lmdb.MapFullError:
                 env = self.env
                 env.set_mapsize(env.info()["map_size"] * 2)
+
+    def flush(self) -> None:
+        """Commit the deferred meta records now (a command that succeeded without writing a record)."""
+        if self._pending:
+            self.write({})
 
     def put_many(self, namespace: str, items: Iterable[tuple[bytes, bytes]], *, overwrite: bool = False) -> int:
         """Write encoded records into one namespace in one transaction."""
@@ -294,20 +323,29 @@ class Store:
             return sum(bool(txn.delete(_as_key(k), db=dbs[namespace])) for k in sorted(keys, key=_as_key))
 
     # -- reads ------------------------------------------------------------
-    def get(self, namespace: str, key: bytes | str, *, verify: bool = False) -> Any:
-        """The decoded record (copied out of the map), or ``None``."""
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = True) -> Any:
+        """The decoded record (copied out of the map), or ``None``.
+
+        Its CRC32 is checked (``verify``): a corrupt record raises
+        :class:`CorruptRecord` naming the key, never a silent input.
+        """
+        if self._pending and namespace == "meta" and _as_key(key) in self._pending:
+            return codec.decode(self._pending[_as_key(key)])
+        if self.defer_meta and self._cached is None and not self.exists:  # nothing stored: don't create it
+            _check_ns(namespace)
+            return None
         env, dbs = self._handles()
         txn = _begin(env)
         try:
             value = txn.get(_as_key(key), db=dbs[namespace])
-            return None if value is None else codec.decode(value, verify=verify)
+            return None if value is None else _decode(value, namespace, key, self.path, verify=verify)
         except KeyError:
             _check_ns(namespace)
             raise
         finally:
             txn.abort()
 
-    def get_many(self, namespace: str, keys: Sequence[bytes | str], *, verify: bool = False) -> list[Any]:
+    def get_many(self, namespace: str, keys: Sequence[bytes | str], *, verify: bool = True) -> list[Any]:
         """Decoded records for ``keys`` in order (``None`` where missing), one transaction."""
         with self.reader() as r:
             return [r.get(namespace, k, verify=verify) for k in keys]
@@ -317,6 +355,8 @@ class Store:
             return r.get_raw(namespace, key)
 
     def contains_many(self, namespace: str, keys: Sequence[bytes | str]) -> list[bool]:
+        if self.defer_meta and self._cached is None and not self.exists:
+            return [False] * len(keys)
         with self.reader() as r:
             return [r.contains(namespace, k) for k in keys]
 
@@ -368,7 +408,11 @@ class Store:
     def get_meta(self, key: str) -> Any:
         return self.get("meta", key.encode("utf-8"))
 
-    def put_meta(self, key: str, value: Any, *, overwrite: bool = True) -> None:
+    def put_meta(self, key: str, value: Any, *, overwrite: bool = True, defer: bool = False) -> None:
+        """Write a JSON meta record; ``defer`` (on a ``defer_meta`` store) holds it for the next write."""
+        if defer and self.defer_meta:
+            self._pending[key.encode("utf-8")] = codec.encode_json(value)
+            return
         self.put("meta", key.encode("utf-8"), codec.encode_json(value), overwrite=overwrite)
 
     def register(self, namespace: str, fp: str, config: Any) -> None:
@@ -388,10 +432,16 @@ class Store:
             if namespace in existing.get("namespaces", []):
                 return
             existing["namespaces"] = sorted({*existing.get("namespaces", []), namespace})
-            self.put("meta", key, codec.encode_json(existing), overwrite=True)
+            self._put_registration(key, existing, overwrite=True)
             return
         entry = {"fingerprint": fp, "namespaces": [namespace], "config": config}
-        self.put("meta", key, codec.encode_json(entry), overwrite=False)
+        self._put_registration(key, entry, overwrite=False)
+
+    def _put_registration(self, key: bytes, entry: dict[str, Any], *, overwrite: bool) -> None:
+        if self.defer_meta:  # registered together with the producer's first record
+            self._pending[key] = codec.encode_json(entry)
+        else:
+            self.put("meta", key, codec.encode_json(entry), overwrite=overwrite)
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:
         """Registered fingerprints: ``{prefix: {"fingerprint", "namespaces", "config"}}``."""
@@ -404,20 +454,45 @@ class Store:
         return self.env.info()["map_size"]
 
 
+TRUNCATED_HINT = (
+    "It was cut short (an incomplete copy, a full disk) and reading it would crash. Nothing was read or written. "
+    "Restore data.mdb from where it came from (the original store or a backup); or move the store directory "
+    "aside and rerun the commands, which recompute what is missing (records kept in other intact stores, e.g. "
+    "each node's workspace, can be combined with `lugpi store merge`).")
+
+
+def check_length(env: lmdb.Environment, data_file: Path) -> None:
+    """Refuse a data file shorter than the pages the environment's own meta page says it holds.
+
+    LMDB maps the file and trusts its meta page: a page past the end of a
+    truncated file is a SIGBUS, not an error. LMDB writes a transaction's pages
+    before the meta page that counts them, so a healthy file is never shorter.
+    """
+    pages = env.info()["last_pgno"] + 1
+    page_size = env.stat()["psize"]
+    have = data_file.stat().st_size
+    if have < pages * page_size:
+        raise CorruptStore(
+            f"the store file {data_file} is truncated: {have:,} bytes, but its LMDB index counts {pages:,} pages "
+            f"of {page_size} bytes ({pages * page_size:,} bytes)", TRUNCATED_HINT)
+
+
 class Reader:
     """Gets inside one read transaction."""
 
-    def __init__(self, txn: Any, dbs: dict[str, Any]):
+    def __init__(self, txn: Any, dbs: dict[str, Any], path: Path | None = None):
         self._txn = txn
         self._dbs = dbs
+        self._path = path
 
     def get_raw(self, namespace: str, key: bytes | str) -> bytes | None:
         value = self._txn.get(_as_key(key), db=self._db(namespace))
         return None if value is None else bytes(value)
 
-    def get(self, namespace: str, key: bytes | str, *, verify: bool = False, copy: bool = True) -> Any:
+    def get(self, namespace: str, key: bytes | str, *, verify: bool = True, copy: bool = True) -> Any:
+        """The decoded record (CRC checked unless ``verify=False``), or ``None``."""
         value = self._txn.get(_as_key(key), db=self._db(namespace))
-        return None if value is None else codec.decode(value, verify=verify, copy=copy)
+        return None if value is None else _decode(value, namespace, key, self._path, verify=verify, copy=copy)
 
     def contains(self, namespace: str, key: bytes | str) -> bool:
         with self._txn.cursor(self._db(namespace)) as cur:
@@ -429,6 +504,22 @@ class Reader:
         except KeyError:
             _check_ns(namespace)
             raise
+
+
+def _decode(value: Any, namespace: str, key: bytes | str, path: Path | None, *, verify: bool,
+            copy: bool = True) -> Any:
+    try:
+        return codec.decode(value, verify=verify, copy=copy)
+    except CorruptRecord as exc:
+        name = key.decode("utf-8", errors="replace") if isinstance(key, bytes) else key
+        where = f" in the store at {path}" if path is not None else ""
+        raise CorruptRecord(
+            f"record {namespace}/{name}{where} is corrupt ({exc.message}); it was not used",
+            "Run `lugpi store verify` to list every corrupt record, delete them with `lugpi store gc --corrupt`, "
+            "then rerun the command that produced them: only they are recomputed.") from None
+    except (IndexError, struct.error) as exc:  # a header too damaged to parse its fields
+        raise CorruptRecord(f"record {namespace}/{key!r} is corrupt ({exc})",
+                            "Run `lugpi store verify`, then `lugpi store gc --corrupt`.") from None
 
 
 def _readahead(data_bytes: int) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from store import codec
-from store.errors import CorruptRecord, MergeConflict, StoreError
+from store.errors import CorruptRecord, CorruptStore, MergeConflict, StoreError
 from store.keys import FP_PREFIX_LEN
 from store.lmdb_store import FAILED_META_PREFIX, FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
 
@@ -72,15 +72,21 @@ def info(store: Store) -> dict[str, Any]:
 class VerifyReport:
     checked: int = 0
     corrupt: list[tuple[str, str, str]] = field(default_factory=list)  # (namespace, key, reason)
+    damaged: CorruptStore | None = None  # the file itself (truncated): no record could be read safely
 
     @property
     def ok(self) -> bool:
-        return not self.corrupt
+        return not self.corrupt and self.damaged is None
 
 
 def verify(store: Store, namespaces: Iterable[str] = NAMESPACES) -> VerifyReport:
-    """Check every record's header and CRC32."""
+    """Check the data file's length against LMDB's page count, then every record's header and CRC32."""
     report = VerifyReport()
+    try:
+        store.env
+    except CorruptStore as exc:
+        report.damaged = exc
+        return report
     for ns in namespaces:
         for key, raw in store.iter_raw(ns):
             report.checked += 1
@@ -89,6 +95,22 @@ def verify(store: Store, namespaces: Iterable[str] = NAMESPACES) -> VerifyReport
             except CorruptRecord as exc:
                 report.corrupt.append((ns, key.decode("utf-8", errors="replace"), exc.message))
     return report
+
+
+def drop_corrupt(store: Store, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete exactly the records :func:`verify` finds corrupt (their producers recompute them on the next run)."""
+    report = verify(store)
+    if report.damaged is not None:
+        raise report.damaged
+    by_ns: dict[str, list[bytes]] = defaultdict(list)
+    for ns, key, _ in report.corrupt:
+        if ns != "meta" or not key.startswith(SCHEMA_KEY.decode()):
+            by_ns[ns].append(key.encode("utf-8", errors="surrogateescape"))
+    if not dry_run:
+        for ns, keys in by_ns.items():
+            store.delete_many(ns, keys)
+    return {"dry_run": dry_run, "deleted": {ns: {"(corrupt)": len(keys)} for ns, keys in by_ns.items()},
+            "records": sum(len(keys) for keys in by_ns.values()), "checked": report.checked}
 
 
 def resolve_fingerprints(store: Store, given: Iterable[str]) -> list[str]:

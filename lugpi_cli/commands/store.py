@@ -125,8 +125,15 @@ def verify_command(
         "corrupt": [{"namespace": ns, "key": key, "reason": why} for ns, key, why in report.corrupt],
         "ok": report.ok,
     }
+    if report.damaged is not None:
+        result["file"] = {"path": str(store.path / "data.mdb"), "reason": report.damaged.message,
+                          "hint": report.damaged.hint}
 
     def render(out: Console) -> None:
+        if report.damaged is not None:
+            out.print(f"[bold red]CORRUPT[/]: {report.damaged.message}", highlight=False)
+            out.print(report.damaged.hint or "", markup=False, highlight=False)
+            return
         if report.ok:
             out.print(f"[green]OK[/]: {report.checked} records checked, none corrupt.")
             return
@@ -134,7 +141,7 @@ def verify_command(
         for ns, key, why in report.corrupt:
             table.add_row(ns, key, why)
         out.print(table)
-        out.print("Drop them with `lugpi store gc` (by fingerprint) and rerun the producing command.")
+        out.print("Delete them with `lugpi store gc --corrupt` and rerun the command that produced them.")
 
     console.emit(result, render)
     if not report.ok:
@@ -153,19 +160,25 @@ def gc_command(
     namespace: Annotated[
         Optional[list[str]], typer.Option("--namespace", "-n", help="Only these namespaces (default: all data).")
     ] = None,
+    corrupt: Annotated[bool, typer.Option("--corrupt", help="Delete exactly the records `lugpi store verify` "
+                                          "finds corrupt; rerunning their commands recomputes them.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Delete records by fingerprint (see `lugpi store info`). LMDB reuses the freed pages."""
+    """Delete records by fingerprint (see `lugpi store info`), or the corrupt ones. LMDB reuses the freed pages."""
     console.use_json(json_out)
-    if not keep and not drop:
-        raise UserError("nothing to do: give --keep-fingerprint FP... or --drop-fingerprint FP...",
+    if not keep and not drop and not corrupt:
+        raise UserError("nothing to do: give --keep-fingerprint FP..., --drop-fingerprint FP... or --corrupt",
                         "List the fingerprints with `lugpi store info`.")
-    if keep and drop:
-        raise UserError("give --keep-fingerprint or --drop-fingerprint, not both")
+    if sum(map(bool, (keep, drop, corrupt))) > 1:
+        raise UserError("give one of --keep-fingerprint, --drop-fingerprint and --corrupt, not both")
     store = _existing_store()
-    result = maintenance.gc(store, keep=keep, drop=drop, namespaces=namespace or maintenance.DATA_NAMESPACES,
-                            dry_run=dry_run)
+    store.require_writable()
+    if corrupt:
+        result = maintenance.drop_corrupt(store, dry_run=dry_run)
+    else:
+        result = maintenance.gc(store, keep=keep, drop=drop, namespaces=namespace or maintenance.DATA_NAMESPACES,
+                                dry_run=dry_run)
 
     def render(out: Console) -> None:
         verb = "Would delete" if dry_run else "Deleted"

@@ -76,11 +76,11 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
         "fingerprint": fp,
         "samples": [[s.id, s.split, s.label, s.text, s.text_pair, s.prompt] for split in ds.splits.values() for s in split],
     }
-    if store.get_meta(SNAPSHOT_PREFIX + fp) is None:
-        store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False)
+    if store.get_meta(SNAPSHOT_PREFIX + fp) is None:  # (deferred: written with the command's first record)
+        store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False, defer=True)
     pointer = {"fingerprint": fp, "source": ds.source, **({"origin": ds.origin} if ds.origin else {})}
     if store.get_meta(LATEST_PREFIX + ds.name.lower()) != pointer:  # unchanged: no write (multi-node readers)
-        store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer)
+        store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer, defer=True)
     return fp
 
 

@@ -20,6 +20,7 @@ from lugpi_cli.encoders.config import EncoderConfig
 from lugpi_cli.lineage import with_directory
 from lugpi_cli.writer import BackgroundWriter
 from store import Store, encode_bundle, record_key
+from store.claims import ClaimSet
 from store.keys import FP_PREFIX_LEN
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class EmbedSummary:
     reused: int = 0
     missing_images: int = 0
     other_shards: int = 0  # distinct images left to the other processes of a multi-process run
+    other_processes: int = 0  # embedded meanwhile by another run of the same command (see store/claims.py)
     tokens_shape: list[int] | None = None
     pooled_dim: int | None = None
     seconds: float = 0.0
@@ -131,6 +133,21 @@ class EmbedSummary:
         out["seconds"] = round(self.seconds, 3)
         out["images_per_second"] = round(self.images_per_second, 3)
         return out
+
+
+def _store_features(writer: BackgroundWriter, store: Store, encoder: Encoder, config: EncoderConfig, pixels: Any,
+                    feature_keys: list[bytes], summary: "EmbedSummary", on_batch: Callable[[int], None] | None) -> None:
+    """Encode one batch and hand its records to the background writer (one transaction per batch)."""
+    tokens, pooled = encoder.encode(pixels)
+    records = []
+    for row, key in enumerate(feature_keys):
+        bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
+            {"tokens": tokens[row], "pooled": pooled[row]}
+        records.append((key, encode_bundle(bundle)))
+    writer.submit(store.put_many, "features", records)
+    summary.embedded += len(records)
+    if on_batch is not None:
+        on_batch(len(records))
 
 
 def embed_images(
@@ -170,20 +187,21 @@ def embed_images(
     if todo:
         encoder = encoder_factory()
         images = _Images(store, todo, encoder.processor)
-        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=workers,
-                                             collate_fn=images.collate)
-        with BackgroundWriter() as writer:  # the commit overlaps the next batch's forward pass
-            for indices, pixels in loader:
-                tokens, pooled = encoder.encode(pixels)
-                records = []
-                for row, i in enumerate(indices):
-                    bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
-                        {"tokens": tokens[row], "pooled": pooled[row]}
-                    records.append((keys[todo[i]], encode_bundle(bundle)))
-                writer.submit(store.put_many, "features", records)
-                summary.embedded += len(records)
-                if on_batch is not None:
-                    on_batch(len(records))
+        claims = ClaimSet(store, "features", [keys[k] for k in todo])  # concurrent identical runs share the work
+        try:
+            with BackgroundWriter() as writer:  # the commit overlaps the next batch's forward pass
+                while True:
+                    loader = torch.utils.data.DataLoader(images, batch_sampler=claims.batches(batch_size, wait=False),
+                                                         num_workers=workers, collate_fn=images.collate)
+                    for indices, pixels in loader:
+                        _store_features(writer, store, encoder, config, pixels, [keys[todo[i]] for i in indices],
+                                        summary, on_batch)
+                        claims.done(indices)
+                    if not claims.wait_for_others():
+                        break
+        finally:
+            claims.release()  # after the writer has committed every batch handed to it
+        summary.other_processes = claims.by_others
     # the shapes, from a feature that exists (the first wanted image may be missing)
     stored = [k for k, have in zip(wanted, done) if have] + todo[:1]
     record = store.get("features", keys[stored[0]]) if stored else None

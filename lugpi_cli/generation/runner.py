@@ -30,6 +30,7 @@ from lugpi_cli.generation.config import GenerationConfig
 from lugpi_cli.lineage import with_directory
 from lugpi_cli.writer import BackgroundWriter
 from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
+from store.claims import ClaimSet
 from store.keys import FP_PREFIX_LEN
 from store.lmdb_store import FAILED_META_PREFIX
 
@@ -81,6 +82,7 @@ class GenerationSummary:
     failed: int = 0
     retried: int = 0  # prompts drawn again because an earlier run recorded a failure for them
     other_shards: int = 0  # distinct prompts left to the other processes of a sharded run
+    other_processes: int = 0  # drawn meanwhile by another run of the same command (see store/claims.py)
     seconds: float = 0.0
     generator_fingerprint: str = ""
     dataset_fingerprint: str = ""
@@ -279,17 +281,24 @@ def _generate_batches(store: Store, pipe: Any, plan: ImagePlan, todo: list[int],
     diffusers_logger = logging.getLogger("diffusers")
     level = diffusers_logger.level
     diffusers_logger.setLevel(logging.ERROR)  # "part of your input was truncated": we count it ourselves
+    claims = ClaimSet(store, "images", [plan.keys[i] for i in todo])  # concurrent identical runs share the work
     try:
         with BackgroundWriter() as writer:  # encoding and the commit overlap the next batch's denoising
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
-                prompts = [plan.prompts[i] for i in batch]
-                images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
-                writer.submit(_store_batch, store, plan, batch, images, config, summary)
-                if on_batch is not None:
-                    on_batch(len(batch))
+            while True:
+                for chosen in claims.batches(batch_size, wait=False):
+                    batch = [todo[j] for j in chosen]
+                    prompts = [plan.prompts[i] for i in batch]
+                    images = run_pipeline(pipe, prompts, [plan.seeds[i] for i in batch], config)
+                    writer.submit(_store_batch, store, plan, batch, images, config, summary)
+                    claims.done(chosen)
+                    if on_batch is not None:
+                        on_batch(len(batch))
+                if not claims.wait_for_others():
+                    break
     finally:
+        claims.release()  # after the writer has committed every batch handed to it
         diffusers_logger.setLevel(level)
+        summary.other_processes += claims.by_others
 
 
 def _store_batch(store: Store, plan: ImagePlan, batch: list[int], images: np.ndarray, config: GenerationConfig,

@@ -437,6 +437,7 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         missing = sum(not have for have in store.contains_many("teacher", teacher_keys)) if store.exists else \
             len(teacher_keys)
         if missing:
+            _refuse_other_dataset(teacher, teacher_config, ds, missing, len(teacher_keys))
             raise UserError(f"{missing} of {len(teacher_keys)} training samples have no cached output of teacher "
                             f"{teacher.name}",
                             "Re-run its `lugpi train-teacher` command: it writes the outputs again from the saved "
@@ -492,6 +493,25 @@ def distill(store: Store, runs_dir: Path, ds: Dataset, spec: StudentSpec, cfg: T
         write_model_card(the_run, store=store)
         the_run.mark_done()
     return StageResult(the_run, "trained", metrics, fingerprint(config))
+
+
+def _refuse_other_dataset(teacher: Run, teacher_config: dict[str, Any], ds: Dataset, missing: int,
+                          total: int) -> None:
+    """A teacher has outputs only for the samples it was trained on: say so instead of advising a re-run."""
+    trained = teacher_config.get("dataset") or {}
+    if trained.get("fingerprint") in (None, ds.fingerprint()):
+        return
+
+    def named(info: dict[str, Any], name: str, fp: str) -> str:
+        limit = info.get("limit")
+        return f"{name!r}" + (f" (--limit {limit})" if limit else "") + f", fingerprint {fp[:12]}"
+
+    asked = named({"limit": None}, ds.name, ds.fingerprint())
+    raise UserError(
+        f"teacher {teacher.name} was trained on a different data set: {named(trained, trained.get('name'), trained['fingerprint'])}"
+        f", not {asked} ({missing} of {total} training samples of this one have no teacher output)",
+        f"Distil on the teacher's own data (leave out --dataset), or pass --teacher a run trained on "
+        f"{ds.name!r} (`lugpi train-teacher {ds.name}` makes one).")
 
 
 def _note_aligned(run: Run, student_dim: int, teacher_dim: int | None) -> None:
