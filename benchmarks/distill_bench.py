@@ -39,7 +39,7 @@ def build_workspace(root: Path, samples: int, models: dict[str, Path]) -> dict:
     from lugpi_cli.lineage import image_source, record_embedding
     from lugpi_cli.training.loop import TrainConfig
     from lugpi_cli.training.stages import TeacherSpec, train_teacher
-    from store import Store
+    from lugpi_store import Store
 
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def time_epochs(root: Path, env: dict, models: dict, epochs: int) -> dict[str, f
     from lugpi_cli.training.data import Collator, TrainingData
     from lugpi_cli.training.loop import Objective, TrainConfig, fit
     from lugpi_cli.training.runs import Run
-    from store import record_key
+    from lugpi_store import record_key
 
     ds, store, teacher = env["ds"], env["store"], env["teacher"]
     tconf = teacher.config()

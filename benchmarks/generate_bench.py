@@ -33,7 +33,7 @@ from lugpi_cli.data.samples import Sample
 from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline
 from lugpi_cli.runtime import quiet_libraries
 from lugpi_cli.tiny_models import build_tiny_sd
-from store import Store
+from lugpi_store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -90,7 +90,7 @@ def bench_generate(root: Path, rounds: int, prompts: int) -> None:
     from lugpi_cli.data.samples import Sample
     from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline
     from lugpi_cli.tiny_models import build_tiny_sd
-    from store import Store, seed_for
+    from lugpi_store import Store, seed_for
 
     model = build_tiny_sd(root / "tiny-sd-64", sample_size=GEN_PX // 8)
     config = GenerationConfig(model=str(model), steps=GEN_STEPS, guidance=GEN_GUIDANCE, height=GEN_PX,
@@ -157,7 +157,7 @@ def bench_embed(root: Path, rounds: int, count: int) -> None:
 
     from lugpi_cli.encoders import EncoderConfig, embed_images, load_encoder
     from lugpi_cli.tiny_models import build_tiny_clip_vision
-    from store import Store, encode_image
+    from lugpi_store import Store, encode_image
 
     model_dir = build_tiny_clip_vision(root / "tiny-clip-64", image_size=GEN_PX, hidden_size=64)
     rng = np.random.default_rng(0)
@@ -228,7 +228,7 @@ def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, 
     """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command)."""
     from lugpi_cli.training.loop import TrainConfig
     from lugpi_cli.training.stages import TeacherSpec, train_teacher
-    from store import Store
+    from lugpi_store import Store
 
     cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)
     t = time.perf_counter()

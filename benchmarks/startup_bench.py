@@ -46,7 +46,7 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 def _small_store(workspace: Path) -> None:
     import numpy as np
 
-    from store import Store, close_all, encode_array, encode_image, fingerprint, record_key
+    from lugpi_store import Store, close_all, encode_array, encode_image, fingerprint, record_key
 
     gen, enc = {"model": "bench-sd", "steps": 2}, {"encoder": "bench-clip", "pooling": "cls"}
     store = Store(workspace / "store", create=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from store import Store, close_all, encode_array, fingerprint, record_key
+from lugpi_store import Store, close_all, encode_array, fingerprint, record_key
 
 SHAPES = {"pooled 768": (768,), "tokens 50x768": (50, 768)}
 FP = fingerprint({"benchmark": "store_bench"})
@@ -129,7 +129,7 @@ def crc_cost(root: Path, n: int, repeats: int = 5) -> None:
     Two record kinds: the bare array records the tables above read, and the bundle of named arrays that
     ``embed`` stores for a feature (here the same array plus a 768-d pooled vector), whose decoding costs more.
     """
-    from store import codec, encode_bundle
+    from lugpi_store import codec, encode_bundle
 
     store = Store(root / "store")
     keys = [record_key(FP, i) for i in range(n)]

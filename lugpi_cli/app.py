@@ -137,7 +137,7 @@ class LugpiGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        from store.errors import StoreError
+        from lugpi_store.errors import StoreError
 
         console.set_state(console.State())
         console.running_bars.clear()

@@ -44,7 +44,7 @@ class State:
     def open_store(self, *, create: bool = False):
         """The workspace's feature store (created on first write when ``create``, which also means
         the command will write: a read-only store is refused before any work)."""
-        from store import Store
+        from lugpi_store import Store
 
         if not create:
             return Store(self.store_path)

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
-from store import Store
-from store.maintenance import resolve_fingerprints
+from lugpi_store import Store
+from lugpi_store.maintenance import resolve_fingerprints
 
 GENERATE_POINTER = "latest/generate/"
 EMBED_POINTER = "latest/embed/"
@@ -64,7 +64,7 @@ def record_embedding(store: Store, dataset: str, encoder_label: str, pointer: di
 
 def feature_keys(pointer: dict[str, Any], samples: Sequence[Sample]) -> list[bytes]:
     """The feature record key of each sample, from an ``embed`` pointer (encoder + generator fingerprints)."""
-    from store import record_key
+    from lugpi_store import record_key
 
     images = ImageSource(pointer["generator_fingerprint"], int(pointer["generator_seed"]), {}).image_keys(samples)
     return [record_key(pointer["encoder_fingerprint"], images[s.id]) for s in samples]

@@ -41,8 +41,8 @@ import typer
 
 from lugpi_cli.errors import UserError
 from lugpi_cli.node_group import Group, NodeLaunch
-from store import Store, StoreError, close_all, maintenance
-from store.lmdb_store import FAILED_META_PREFIX, exists
+from lugpi_store import Store, StoreError, close_all, maintenance
+from lugpi_store.lmdb_store import FAILED_META_PREFIX, exists
 
 NODE_DIR_NAME = "nodes"  # WORKSPACE/nodes/node-<node rank>: the default place of the node stores
 

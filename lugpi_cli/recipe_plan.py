@@ -71,7 +71,7 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
             "generator_seed": generator["seed"], "pooled_only": p["pooled_only"] or config.is_vae}
         if generator["fingerprint"] is None:
             return "images not generated yet: every feature to compute", None
-        from store import record_key
+        from lugpi_store import record_key
 
         keys = list(dict.fromkeys(ImageSource(generator["fingerprint"], generator["seed"], {})
                                   .image_keys(ds.samples()).values()))

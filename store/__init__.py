@@ -1,12 +1,12 @@
 """The lugpi feature store: content-addressed records in one LMDB environment.
 
->>> from store import Store, fingerprint, record_key, encode_array
+>>> from lugpi_store import Store, fingerprint, record_key, encode_array
 >>> fp = fingerprint({"encoder": "openai/clip-vit-base-patch32", "pooling": "cls"})
 >>> key = record_key(fp, image_key)                      # doctest: +SKIP
 >>> Store("ws/store", create=True).put_many("features", [(key, encode_array(x))])  # doctest: +SKIP
 """
 
-from store.codec import (
+from lugpi_store.codec import (
     EncodedImage,
     decode,
     encode_array,
@@ -14,9 +14,9 @@ from store.codec import (
     encode_image,
     encode_json,
 )
-from store.errors import CorruptRecord, CorruptStore, MergeConflict, SchemaError, StoreError, StoreNotFound
-from store.keys import canonical_json, fingerprint, fingerprint_prefix, record_key, seed_for
-from store.lmdb_store import NAMESPACES, SCHEMA_VERSION, Store, close_all
+from lugpi_store.errors import CorruptRecord, CorruptStore, MergeConflict, SchemaError, StoreError, StoreNotFound
+from lugpi_store.keys import canonical_json, fingerprint, fingerprint_prefix, record_key, seed_for
+from lugpi_store.lmdb_store import NAMESPACES, SCHEMA_VERSION, Store, close_all
 
 __all__ = [
     "NAMESPACES",

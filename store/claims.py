@@ -25,8 +25,8 @@ import socket
 import time
 from typing import Iterator, Sequence
 
-from store import codec
-from store.lmdb_store import Store, _as_key
+from lugpi_store import codec
+from lugpi_store.lmdb_store import Store, _as_key
 
 CLAIM_PREFIX = b"claim/"
 MIN_TTL = 600.0  # seconds; a first batch includes loading the model and warming up

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from store.errors import CorruptRecord
+from lugpi_store.errors import CorruptRecord
 
 try:  # zlib-ng's CRC32 (same polynomial and values as zlib's) uses PCLMUL/SIMD: ~40 GB/s instead of ~1
     from zlib_ng.zlib_ng import crc32 as _crc32

@@ -27,9 +27,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import lmdb
 
-from store import codec
-from store.errors import CorruptRecord, CorruptStore, SchemaError, StoreError, StoreNotFound
-from store.keys import fingerprint_prefix
+from lugpi_store import codec
+from lugpi_store.errors import CorruptRecord, CorruptStore, SchemaError, StoreError, StoreNotFound
+from lugpi_store.keys import fingerprint_prefix
 
 NAMESPACES = ("images", "features", "teacher", "meta")
 SCHEMA_KEY = b"schema"
@@ -72,7 +72,7 @@ def close_all() -> None:
 class Store:
     """A content-addressed record store in one LMDB environment.
 
-    Values are records from :mod:`store.codec`. Writes are idempotent: a key
+    Values are records from :mod:`lugpi_store.codec`. Writes are idempotent: a key
     already present is left alone (its bytes are, by construction of the key,
     the same).
     """

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from store import codec
-from store.errors import CorruptRecord, CorruptStore, MergeConflict, StoreError
-from store.keys import FP_PREFIX_LEN
-from store.lmdb_store import FAILED_META_PREFIX, FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
+from lugpi_store import codec
+from lugpi_store.errors import CorruptRecord, CorruptStore, MergeConflict, StoreError
+from lugpi_store.keys import FP_PREFIX_LEN
+from lugpi_store.lmdb_store import FAILED_META_PREFIX, FP_META_PREFIX, NAMESPACES, SCHEMA_KEY, Store, is_local_meta
 
 DATA_NAMESPACES = tuple(ns for ns in NAMESPACES if ns != "meta")
 MERGE_BATCH_BYTES = 64 << 20

@@ -26,7 +26,7 @@ def shared_data() -> Path:
 def _close_stores():
     """Each test starts with no LMDB environment open in this process."""
     yield
-    from store import close_all
+    from lugpi_store import close_all
 
     close_all()
 

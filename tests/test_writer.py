@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lugpi_cli.writer import BackgroundWriter
-from store import Store
+from lugpi_store import Store
 
 
 def test_jobs_run_in_order_on_another_thread_and_all_finish_on_exit():

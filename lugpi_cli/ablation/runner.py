@@ -46,7 +46,7 @@ def run_cell(ctx: GridContext, cell: Cell) -> dict[str, Any]:
     """Train (or reuse) the cell's distill run; one row of the results table."""
     from lugpi_cli.training.runs import Run
     from lugpi_cli.training.stages import StudentSpec, distill
-    from store import Store
+    from lugpi_store import Store
 
     store = Store(ctx.store_path)
     student, loss, cfg = cell.student_and_train(ctx.base)

@@ -28,7 +28,7 @@ from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.errors import UserError
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
-from store import fingerprint
+from lugpi_store import fingerprint
 
 RECIPE_KEYS = {"teacher", "dataset", "seeds", "preset", "jobs", "grid", "set"}
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag
 from lugpi_cli.errors import UserError
-from store import NAMESPACES, Store, maintenance
+from lugpi_store import NAMESPACES, Store, maintenance
 
 store_app = typer.Typer(
     help="Inspect and maintain the feature store (info, verify, gc, merge).",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from lugpi_cli.errors import UserError
-from store.keys import fingerprint
+from lugpi_store.keys import fingerprint
 
 #: Bump when any loader's cleaning or id scheme changes what a sample holds;
 #: it is part of every :meth:`Dataset.fingerprint`.

@@ -22,7 +22,7 @@ from typing import Any
 from lugpi_cli.data.registry import BUILTIN_DATASETS, load_dataset
 from lugpi_cli.data.samples import Dataset, Sample, cap
 from lugpi_cli.errors import UserError
-from store import Store
+from lugpi_store import Store
 
 SNAPSHOT_PREFIX = "dataset/"
 LATEST_PREFIX = "latest/dataset/"

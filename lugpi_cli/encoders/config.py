@@ -7,7 +7,7 @@ from typing import Any
 
 from lugpi_cli.hub import model_identity
 from lugpi_cli.model_ids import ALIASES, alias_of, resolve
-from store import fingerprint
+from lugpi_store import fingerprint
 
 #: Short names of the image encoders (the paper's CLIP and ViT), from the one alias table.
 ENCODER_ALIASES = {name: alias.id for name, alias in ALIASES.items() if alias.kind == "image encoder"}

@@ -19,9 +19,9 @@ from lugpi_cli import gpu, hub
 from lugpi_cli.encoders.config import EncoderConfig
 from lugpi_cli.lineage import with_directory
 from lugpi_cli.writer import BackgroundWriter
-from store import Store, encode_bundle, record_key
-from store.claims import ClaimSet
-from store.keys import FP_PREFIX_LEN
+from lugpi_store import Store, encode_bundle, record_key
+from lugpi_store.claims import ClaimSet
+from lugpi_store.keys import FP_PREFIX_LEN
 
 if TYPE_CHECKING:
     import torch

@@ -13,7 +13,7 @@ import numpy as np
 
 from lugpi_cli import hub
 from lugpi_cli.data.samples import Sample
-from store import Store, encode_array, fingerprint, record_key
+from lugpi_store import Store, encode_array, fingerprint, record_key
 
 
 def text_fingerprint(model: str, max_length: int) -> tuple[str, dict[str, Any]]:

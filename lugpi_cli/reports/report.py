@@ -25,7 +25,7 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import align
 from lugpi_cli.evaluation.compare import load_run, run_label
 from lugpi_cli.training.runs import Run
-from store import Store
+from lugpi_store import Store
 
 PANEL = 256  # pixels of a panel's image in the contact sheet
 COLUMNS = 4

@@ -16,7 +16,7 @@ import torch
 
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
-from store import Store
+from lugpi_store import Store
 
 
 class TrainingData(torch.utils.data.Dataset):

@@ -19,7 +19,7 @@ from lugpi_cli.data.samples import Dataset, Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.lineage import feature_keys
 from lugpi_cli.training.runs import Run
-from store import Store, encode_bundle, record_key
+from lugpi_store import Store, encode_bundle, record_key
 
 SPLITS = ("train", "validation", "test")
 BATCH = 4096  # records per write transaction

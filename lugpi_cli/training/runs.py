@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from lugpi_cli.errors import UserError
 from lugpi_cli.runtime import library_versions
-from store import fingerprint
+from lugpi_store import fingerprint
 
 def checked_run_name(name: str) -> str:
     """A ``--run NAME`` given by the user: one directory name under ``runs/``."""

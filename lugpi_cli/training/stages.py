@@ -32,7 +32,7 @@ from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
 from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
-from store import Store, fingerprint, record_key
+from lugpi_store import Store, fingerprint, record_key
 
 MODALITIES = ("both", "text", "image")
 SPLITS = ("train", "validation", "test")

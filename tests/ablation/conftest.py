@@ -15,7 +15,7 @@ def with_teacher(prepared, tiny_models, tmp_path_factory) -> Path:  # noqa: F811
     from typer.testing import CliRunner
 
     from lugpi_cli.app import app
-    from store import close_all
+    from lugpi_store import close_all
 
     ws = tmp_path_factory.mktemp("with-teacher") / "ws"
     shutil.copytree(prepared[0], ws)

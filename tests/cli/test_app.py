@@ -40,7 +40,7 @@ def test_a_value_that_does_not_parse_is_named(cli, args, shown):
 
 
 def test_json_before_or_after_the_subcommand(cli, workspace):
-    from store import Store
+    from lugpi_store import Store
 
     Store(workspace / "store", create=True).count("images")
     before = json.loads(cli("--json", "store", "verify").stdout)
@@ -55,7 +55,7 @@ def test_global_options_after_the_subcommand_are_hoisted():
 
 
 def test_workspace_option_and_env(cli, tmp_path, monkeypatch):
-    from store import Store
+    from lugpi_store import Store
 
     Store(tmp_path / "elsewhere" / "store", create=True).count("images")
     cli("store", "info", code=1)  # LUGPI_WORKSPACE (from the fixture) has no store
@@ -70,7 +70,7 @@ def test_verbose_shows_the_traceback(cli):
 
 
 def test_quiet_suppresses_human_output(cli, workspace):
-    from store import Store
+    from lugpi_store import Store
 
     Store(workspace / "store", create=True).count("images")
     assert cli("--quiet", "store", "verify").stdout == ""
@@ -91,7 +91,7 @@ def test_a_closed_pipe_is_a_quiet_success(tmp_path):
 
     import numpy as np
 
-    from store import Store, encode_array, fingerprint, record_key
+    from lugpi_store import Store, encode_array, fingerprint, record_key
 
     fp = fingerprint({"pipe": 1})
     Store(tmp_path / "store", create=True).put("features", record_key(fp, "x"), encode_array(np.zeros(2)))

@@ -97,6 +97,7 @@ COMMAND_LINES = [
     ("data", "show", "cwi-news"),
     ("demo",),
     ("run", "recipe.toml"),
+    ("export", "student-x", "out"),
 ]
 
 

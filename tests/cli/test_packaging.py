@@ -16,7 +16,7 @@ except ModuleNotFoundError:  # Python 3.10
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
-OWN = {"lugpi_cli", "store", "tests"}
+OWN = {"lugpi_cli", "lugpi_store", "tests"}
 
 
 def _normal(name: str) -> str:
@@ -89,3 +89,17 @@ def test_the_installed_environment_meets_the_bounds():
             continue
         version = importlib.metadata.version(req.name)
         assert req.specifier.contains(version, prereleases=True), f"{req.name} {version} violates {req.specifier}"
+
+
+def test_the_store_installs_under_a_name_unique_to_lugpi():
+    """The folder store/ is the import package lugpi_store (PyPI's unrelated `store` must not be overwritten),
+    and every package folder of lugpi_cli is listed, so none is left out of a wheel."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"] == {"lugpi_store": "store"}
+    listed = set(config["packages"])
+    folders = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "lugpi_cli").rglob("__init__.py")}
+    assert folders | {"lugpi_store"} == listed
+    assert not any(name == "store" or name.startswith("store.") for name in listed)
+    import lugpi_store
+
+    assert Path(lugpi_store.__file__).resolve().parent == (REPO / "store").resolve()

@@ -115,7 +115,7 @@ def _filled_store(path: Path) -> str:
     from tests.store.test_maintenance import GEN_FP, _fill
 
     _fill(path)
-    from store import close_all
+    from lugpi_store import close_all
 
     close_all()
     return GEN_FP

@@ -165,7 +165,7 @@ def test_a_name_with_data_pointing_at_a_saved_directory_or_a_hub_id(monkeypatch,
 
 def test_later_stages_find_a_hub_data_set_by_name_in_the_snapshot(monkeypatch, saved, tmp_path):
     from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
-    from store import Store
+    from lugpi_store import Store
 
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda path, name=None, *, revision=None: calls.append(path)

@@ -9,7 +9,7 @@ import pytest
 from lugpi_cli.data import dataset_summary, load_dataset
 from lugpi_cli.data.snapshot import DatasetRequest, latest_snapshot, limit_dataset, resolve_dataset
 from lugpi_cli.errors import UserError
-from store import Store
+from lugpi_store import Store
 
 from .builders import imdb_files, write_tar
 
@@ -79,7 +79,7 @@ def test_data_download_refuses_what_it_cannot_fetch(cli):
 def test_snapshots_of_one_data_set_from_two_places_merge(tmp_path, tiny_imdb):
     import shutil
 
-    from store import maintenance
+    from lugpi_store import maintenance
 
     elsewhere = tmp_path / "other" / "aclImdb_v1.tar.gz"
     elsewhere.parent.mkdir()

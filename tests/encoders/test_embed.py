@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lugpi_cli.encoders import EncoderConfig, embed_images, feature_keys, load_encoder
-from store import Store, close_all
+from lugpi_store import Store, close_all
 
 FAST = ["--steps", "2", "--size", "32", "--format", "png"]
 TABLE = ["--text-col", "text", "--label-col", "label", "--prompt-col", "prompt"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Store, maintenance
+from lugpi_store import Store, maintenance
 
 
 def _start(workspace: Path, *args) -> subprocess.Popen:
@@ -55,8 +55,8 @@ def test_two_identical_generate_and_embed_runs_do_the_work_once(tmp_path, tiny_m
 
 def test_a_dead_owners_claim_is_taken_over(tmp_path):
     """A claim left by a killed process (its pid is gone) does not block the items."""
-    from store import codec
-    from store.claims import ClaimSet
+    from lugpi_store import codec
+    from lugpi_store.claims import ClaimSet
 
     store = Store(tmp_path / "s", create=True)
     keys = [f"k{i}".encode() for i in range(5)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store import NAMESPACES, Store, close_all
+from lugpi_store import NAMESPACES, Store, close_all
 
 FAST = ["--steps", "2", "--size", "32", "--format", "png"]
 TABLE = ["--text-col", "text", "--label-col", "label", "--prompt-col", "prompt"]
@@ -61,7 +61,7 @@ def test_registration_and_snapshot_arrive_with_the_first_record(cli, workspace, 
 
 
 def test_a_deferring_store_commits_pending_meta_with_the_next_write(tmp_path):
-    from store import encode_array, fingerprint, record_key
+    from lugpi_store import encode_array, fingerprint, record_key
 
     store = Store(tmp_path / "s", create=True, defer_meta=True)
     fp = fingerprint({"x": 1})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Store, maintenance
+from lugpi_store import Store, maintenance
 
 FAST = ["--steps", "2", "--size", "32", "--format", "png"]
 

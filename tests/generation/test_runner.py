@@ -8,7 +8,7 @@ import pytest
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline, plan_images
 from lugpi_cli.generation.runner import count_truncated, recorded_failures
-from store import Store, decode, maintenance, seed_for
+from lugpi_store import Store, decode, maintenance, seed_for
 
 PROMPTS = ["a cat", "a dog", "a cat", "red house", "a dog", "blue sea", "old tree", "a cat", "small bird"]
 

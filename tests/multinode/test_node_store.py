@@ -8,7 +8,7 @@ import pytest
 
 from lugpi_cli import multinode
 from lugpi_cli.errors import UserError
-from store import Store, close_all, encode_json, maintenance
+from lugpi_store import Store, close_all, encode_json, maintenance
 
 
 def _put(store: Store, ns: str, key: str, value) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
 from lugpi_cli.lineage import image_source
-from store import Store, close_all
+from lugpi_store import Store, close_all
 
 pytestmark = pytest.mark.slow
 TABLE = ["--text-col", "text", "--label-col", "label", "--prompt-col", "prompt", "--split-col", "split"]

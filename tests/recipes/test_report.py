@@ -12,7 +12,7 @@ from lugpi_cli.data.samples import Dataset, Sample
 from lugpi_cli.data.snapshot import save_snapshot
 from lugpi_cli.lineage import ImageSource
 from lugpi_cli.reports.report import COLUMNS, PANEL
-from store import Store, encode_image, fingerprint
+from lugpi_store import Store, encode_image, fingerprint
 
 from ..evaluation.test_evaluate_cli import N, make_run
 

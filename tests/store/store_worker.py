@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from store import Store, decode, encode_array, fingerprint, record_key
+from lugpi_store import Store, decode, encode_array, fingerprint, record_key
 
 FP = fingerprint({"producer": "store_worker"})
 

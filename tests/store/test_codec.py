@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from store import codec
-from store.errors import CorruptRecord
+from lugpi_store import codec
+from lugpi_store.errors import CorruptRecord
 
 DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
           "float16", "float32", "float64"]

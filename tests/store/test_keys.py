@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from store.keys import canonical_json, fingerprint, fingerprint_prefix, record_key, seed_for
+from lugpi_store.keys import canonical_json, fingerprint, fingerprint_prefix, record_key, seed_for
 
 
 def test_fingerprint_is_sha256_of_canonical_json():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from store import MergeConflict, Store, encode_array, encode_image, fingerprint, maintenance, record_key
+from lugpi_store import MergeConflict, Store, encode_array, encode_image, fingerprint, maintenance, record_key
 
 GEN = {"model": "tiny-sd", "steps": 2}
 ENC = {"encoder": "tiny-clip", "pooling": "cls"}
@@ -146,7 +146,7 @@ def _not_writable(monkeypatch, root):
     """Make ``root`` and everything under it look read-only to the store (works as root too)."""
     import os
 
-    import store.lmdb_store as lmdb_store
+    import lugpi_store.lmdb_store as lmdb_store
 
     real = os.access
 
@@ -159,7 +159,7 @@ def _not_writable(monkeypatch, root):
 
 
 def test_a_read_only_store_is_read_merged_from_and_refuses_writes(tmp_path, monkeypatch, cli, workspace):
-    from store import StoreError, close_all
+    from lugpi_store import StoreError, close_all
 
     shared = tmp_path / "shared" / "store"
     _fill(shared)
@@ -187,7 +187,7 @@ def test_a_read_only_store_is_read_merged_from_and_refuses_writes(tmp_path, monk
 
 
 def test_a_store_opened_read_only_on_request(tmp_path):
-    from store import StoreError, close_all
+    from lugpi_store import StoreError, close_all
 
     _fill(tmp_path / "s")
     close_all()

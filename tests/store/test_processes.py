@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store import Store, maintenance
+from lugpi_store import Store, maintenance
 
 WORKER = Path(__file__).with_name("store_worker.py")
 

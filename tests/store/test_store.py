@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from store import (
+from lugpi_store import (
     SCHEMA_VERSION,
     SchemaError,
     Store,

@@ -23,7 +23,7 @@ def write_table(path: Path, n: int = 48) -> Path:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, tiny_models) -> tuple[Path, Path]:
     from lugpi_cli.app import app
-    from store import close_all
+    from lugpi_store import close_all
 
     root = tmp_path_factory.mktemp("prepared")
     table = write_table(root / "films.csv")

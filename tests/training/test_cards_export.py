@@ -19,7 +19,7 @@ def trained_root(prepared, tmp_path_factory, tiny_models):
     from typer.testing import CliRunner
 
     from lugpi_cli.app import app
-    from store import close_all
+    from lugpi_store import close_all
 
     ws = tmp_path_factory.mktemp("trained") / "ws"
     shutil.copytree(prepared[0], ws)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from store import CorruptRecord, CorruptStore, Store, close_all, maintenance
+from lugpi_store import CorruptRecord, CorruptStore, Store, close_all, maintenance
 from tests.training.conftest import TABLE
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from lugpi_cli.encoders import EncoderConfig
 from lugpi_cli.lineage import image_source, record_embedding
-from store import Store, close_all, encode_bundle, record_key
+from lugpi_store import Store, close_all, encode_bundle, record_key
 
 WORDS = 30
 NOISE = 0.35

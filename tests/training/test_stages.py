@@ -10,7 +10,7 @@ import torch
 
 from lugpi_cli.evaluation import read_predictions
 from lugpi_cli.training.runs import Run
-from store import Store, close_all, record_key
+from lugpi_store import Store, close_all, record_key
 
 SPLITS = ("train", "validation", "test")
 

@@ -9,7 +9,7 @@ import pytest
 
 from lugpi_cli.errors import UserError
 from lugpi_cli.training.runs import Run
-from store import Store, close_all, record_key
+from lugpi_store import Store, close_all, record_key
 
 
 def _finish(runs, name, modality, fields=None, **config):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Store
+from lugpi_store import Store
 
 
 def _csv(path: Path, n: int) -> Path:
