@@ -211,7 +211,8 @@ def test_run_dry_run_imports_no_model_library_and_plans_what_the_stages_make(env
 
 
 @pytest.mark.slow  # reads the real IMDB and CWI corpora
-@pytest.mark.parametrize("name", ["quickstart.toml", "paper/cwi-news.toml"])
+@pytest.mark.parametrize("name", ["quickstart.toml", "paper/cwi-news.toml", "related-work.toml",  # every method
+                                  "paper/table2-loss-terms.toml"])  # an ablation grid
 def test_shipped_recipes_plan_without_model_libraries(env, cli, tmp_path, shared_data, monkeypatch, name):
     """The plan of each shipped recipe, made without torch, equals the one made with torch and the loss
     classes loaded (this process): fingerprints, run names, statuses, commands."""
