@@ -175,7 +175,8 @@ max_length = 32
     for id_, extra in (("baseline", "alpha = 0.0\nbeta = 0.0"), ("lugpi", 'teacher = "teacher"'),
                        ("kd-no-kl", 'teacher = "teacher"\nmethod = "kd"\nlam = 1.0'),
                        ("rkd", 'teacher = "teacher"\nmethod = "rkd"')):
-        text += f'[[student]]\nid = "{id_}"\n{extra}\ntext_model = "{tiny_models["text"]}"\nepochs = 1\nmax_length = 32\n'
+        text += (f'[[student]]\nid = "{id_}"\n{extra}\ntext_model = "{tiny_models["text"]}"\n'
+                 'epochs = 1\nmax_length = 32\n')
     text += '[evaluate]\nbaseline = "baseline"\n[paper]\nlugpi = 0.9\n'
     path = tmp_path / "tiny.toml"
     path.write_text(text)
