@@ -301,7 +301,7 @@ def _semantic_check(step: Step, where: str) -> None:
                              scheduler=p["scheduler"], timestep_spacing=p["timestep_spacing"],
                              image_format=p["image_format"], quality=p["quality"], seed=p["seed"]).check()
         elif step.stage == "teacher":
-            from lugpi_cli.training.stages import TeacherSpec, teacher_modality
+            from lugpi_cli.training.specs import TeacherSpec, teacher_modality
 
             TeacherSpec(modality=teacher_modality(p["modality"], p["arch"]), init=p["init"], arch=p["arch"],
                         modality_dropout=p["modality_dropout"],

@@ -45,11 +45,11 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
 
         ds = _dataset(recipe, state, context)
         height, width = parse_size(p["size"])
-        dtype = runtime.resolve_dtype(p["dtype"], runtime.resolve_device(p["device"]))
+        dtype = runtime.planned_dtype(p["dtype"], p["device"])
         config = GenerationConfig(model=p["model"], revision=p["revision"], steps=p["steps"], guidance=p["guidance"],
                                   height=height, width=width, scheduler=p["scheduler"],
                                   timestep_spacing=p["timestep_spacing"], negative_prompt=p["negative_prompt"],
-                                  seed=p["seed"], dtype=runtime.dtype_name(dtype), image_format=p["image_format"],
+                                  seed=p["seed"], dtype=dtype, image_format=p["image_format"],
                                   quality=p["quality"])
         images = plan_images(ds.samples(parse_splits(p["splits"])), config.fingerprint(), config.seed)
         context["generator"] = {"fingerprint": config.fingerprint(), "seed": config.seed, "model": config.model}
@@ -62,9 +62,9 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
 
         ds = _dataset(recipe, state, context)
         generator = context.get("generator") or _latest_generator(store, ds.name)
-        dtype = runtime.resolve_dtype(p["dtype"], runtime.resolve_device(p["device"]))
+        dtype = runtime.planned_dtype(p["dtype"], p["device"])
         config = EncoderConfig(p["encoder"], revision=p["revision"], pooled_only=p["pooled_only"],
-                               dtype=runtime.dtype_name(dtype), vae_model=p["vae_model"] or generator.get("model"),
+                               dtype=dtype, vae_model=p["vae_model"] or generator.get("model"),
                                vae_size=p["vae_size"])
         context.setdefault("features", {})[config.label] = {
             "encoder_fingerprint": config.fingerprint(), "generator_fingerprint": generator["fingerprint"],
@@ -81,7 +81,7 @@ def step_status(recipe, step, state, runs: dict[str, str], context: dict[str, An
         from lugpi_cli.encoders import EncoderConfig
         from lugpi_cli.recipe import _train_config
         from lugpi_cli.training.runs import Run, run_name
-        from lugpi_cli.training.stages import (
+        from lugpi_cli.training.specs import (
             TeacherSpec,
             teacher_config,
             teacher_modality,
@@ -144,16 +144,15 @@ def _latest_features(store, dataset: str, label: str) -> dict[str, Any] | None:
 
 
 def _student_config_name(ds, p, teacher_fp, options) -> tuple[dict, str]:
-    from lugpi_cli.losses import build_loss
+    from lugpi_cli.loss_specs import resolve_loss
     from lugpi_cli.recipe import _train_config
     from lugpi_cli.training.runs import run_name
-    from lugpi_cli.training.stages import StudentSpec, student_config
+    from lugpi_cli.training.specs import StudentSpec, student_config
 
     spec = StudentSpec(text_model=p["text_model"], init=p["init"], method=p["method"],
                        options=tuple(sorted(options.items())))
-    loss = build_loss(spec.method, **options)
-    config = student_config(ds.fingerprint(), spec, loss.hparams, _train_config(p),
-                            teacher_fp if loss.requires_teacher else None)
+    hparams, teacher_fields = resolve_loss(spec.method, options)  # build_loss's .hparams, .teacher_fields
+    config = student_config(ds.fingerprint(), spec, hparams, _train_config(p), teacher_fp if teacher_fields else None)
     return config, run_name("student", ds.name, config)
 
 

@@ -87,6 +87,77 @@ def dtype_name(dtype: "torch.dtype") -> str:
     return str(dtype).replace("torch.", "")
 
 
+#: Device nodes a CUDA (native or WSL) or ROCm GPU shows on Linux; with none of them torch finds no GPU.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+def torch_build_has_gpu() -> bool | None:
+    """Whether the installed torch was built with CUDA or ROCm, from its ``torch/version.py`` (read from the
+    first ``sys.path`` entry holding one, not imported); None when there is no such file to read."""
+    import ast
+    from pathlib import Path
+
+    for entry in sys.path:
+        path = Path(entry or ".", "torch", "version.py")
+        if not path.is_file():
+            continue
+        try:
+            values = {}
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+                if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+                    values[target.id] = ast.literal_eval(node.value)
+            return bool(values["cuda"] or values["hip"])
+        except (OSError, SyntaxError, ValueError, KeyError):
+            return None
+    return None
+
+
+def no_gpu_here() -> bool:
+    """True only when torch certainly finds no CUDA/ROCm GPU and no MPS, decided without importing torch:
+    not macOS (MPS), and a torch built without CUDA and ROCm, or (Linux) none of :data:`GPU_DEVICE_NODES`."""
+    if sys.platform == "darwin":
+        return False
+    if torch_build_has_gpu() is False:
+        return True
+    return sys.platform.startswith("linux") and not any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
+def planned_dtype(dtype: str, device: str = "auto") -> str:
+    """The dtype name ``dtype_name(resolve_dtype(dtype, resolve_device(device)))`` gives on this machine.
+
+    For a plan (``lugpi run --dry-run``): without importing torch where :func:`dtype_without_torch` can
+    tell; torch is asked where a GPU may be present (``auto`` then depends on its bf16 support).
+    """
+    if "torch" not in sys.modules:
+        name = dtype_without_torch(dtype, device)
+        if name is not None:
+            return name
+    return dtype_name(resolve_dtype(dtype, resolve_device(device)))
+
+
+def dtype_without_torch(dtype: str, device: str = "auto") -> str | None:
+    """What :func:`planned_dtype` answers when the device is surely the CPU (``--device cpu``, or
+    :func:`no_gpu_here`): ``auto`` -> float32, the same errors for ``cuda``/``mps`` and unknown dtypes
+    as torch's path; None when only torch can tell."""
+    import re
+
+    name = (device or "auto").lower()
+    cuda = re.fullmatch(r"cuda(:\d+)?", name) is not None
+    if not (name == "cpu" or (name in ("auto", "mps") or cuda) and no_gpu_here()):
+        return None
+    if cuda:
+        raise UserError(f"--device {name}: this machine has no CUDA GPU", "Use --device auto or cpu.")
+    if name == "mps":
+        raise UserError(f"--device {name}: MPS is not available here", "Use --device auto or cpu.")
+    chosen = (dtype or "auto").lower()
+    if chosen == "auto":
+        return "float32"
+    if chosen not in DTYPE_ALIASES:
+        raise UserError(f"unknown dtype {chosen!r}", f"Use auto or one of {', '.join(sorted(DTYPE_ALIASES))}.")
+    return DTYPE_ALIASES[chosen]
+
+
 def library_versions() -> dict[str, str]:
     """Versions that belong in a run's config (reproducibility)."""
     import importlib.metadata  # ~0.1 s: only when a run records its config

@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from lugpi_cli.errors import UserError
-from lugpi_cli.losses import get_loss_class
-from lugpi_cli.losses.base import Option
+from lugpi_cli.loss_specs import Option, find_spec
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
-from lugpi_cli.training.loop import TrainConfig
+from lugpi_cli.training.config import TrainConfig
 
 #: Training keys a grid (or ``--set``) may vary, with their types and bounds.
 TRAIN_OPTIONS: dict[str, Option] = {
@@ -75,7 +74,7 @@ def _option_for(key: str, method: str) -> Option:
         return TRAIN_OPTIONS[key]
     if key in STUDENT_OPTIONS:
         return STUDENT_OPTIONS[key]
-    options = get_loss_class(method).options
+    options = find_spec(method).options
     if key in options:
         return options[key]
     valid = sorted({*TRAIN_OPTIONS, *STUDENT_OPTIONS, *options})
@@ -134,7 +133,7 @@ def expand(grid: Mapping[str, list[Any]], fixed: Mapping[str, Any], seeds: int) 
         raw = {**fixed, **dict(zip(keys, combo))}
         method = raw.get("method", "lugpi")
         parsed = {k: parse_value(k, v, method) for k, v in raw.items()}
-        get_loss_class(parsed.get("method", "lugpi")).check_options(
+        find_spec(parsed.get("method", "lugpi")).check_options(
             {k: v for k, v in parsed.items() if k not in TRAIN_OPTIONS and k not in STUDENT_OPTIONS})
         factors = tuple((k, parsed[k]) for k in keys)
         fixed_part = tuple(sorted((k, parsed[k]) for k in fixed))

@@ -20,9 +20,9 @@ from lugpi_cli.commands.training_common import (
     dataset_and_request,
     emit_stage,
 )
-from lugpi_cli.commands.method_catalog import method_options
 from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
+from lugpi_cli.loss_specs import option_tables as method_options
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
 from lugpi_cli.training.runs import find_run
 
@@ -39,12 +39,12 @@ def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 def loss_options(method: str, flags: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
-    """Options from the explicit flags and --option pairs, checked against the method's table."""
-    from lugpi_cli.losses import parse_loss_options
+    """Options from the explicit flags and --option pairs, checked against the method's table (no torch)."""
+    from lugpi_cli.loss_specs import parse_options
 
     raw = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items() if v is not None}
     raw.update(parse_option_pairs(pairs))
-    return parse_loss_options(method, raw)
+    return parse_options(method, raw)
 
 
 EXPLICIT_FLAGS = ("alpha", "beta", "tau", "soften", "tau2")

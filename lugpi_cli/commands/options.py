@@ -10,7 +10,7 @@ import typer
 from lugpi_cli.model_ids import alias_help
 
 if TYPE_CHECKING:
-    from lugpi_cli.training.loop import TrainConfig
+    from lugpi_cli.training.config import TrainConfig
 
 JsonFlag = Annotated[
     bool,
@@ -147,7 +147,7 @@ def dataset_options(func):
 
 def train_config(values: dict) -> "TrainConfig":
     """A TrainConfig from option values (as the commands and recipes hold them)."""
-    from lugpi_cli.training.loop import TrainConfig
+    from lugpi_cli.training.config import TrainConfig
 
     return TrainConfig(epochs=values["epochs"], lr=values["lr"], batch_size=values["batch_size"],
                        grad_accum=values["grad_accum"], max_steps=values["max_steps"], max_length=values["max_length"],

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lugpi_cli.loss_specs import ARMADA_MANIFOLDS, LOSS_SPECS, LossSpec
 from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
-from lugpi_cli.losses.kd import check_at_most, need
+from lugpi_cli.losses.kd import need
 from lugpi_cli.losses.registry import register_loss
 
 __all__ = ["ArmadaLoss", "manifold_loss"]
 
-MANIFOLDS = ("cosine", "euclid", "pointwise")
+MANIFOLDS = ARMADA_MANIFOLDS
 
 
 def manifold_loss(p_s: Tensor, p_t: Tensor, kind: str) -> Tensor:
@@ -78,14 +79,9 @@ class ArmadaLoss(DistillLoss):
     MSEs without ``tau^2``) and ``manifold``, those in use.
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "alpha": Option(float, 0.5, "weight in [0, 1] of L_out; L_task gets 1 - alpha", min=0.0),
-        "beta": Option(float, 1.0, "weight of the manifold-alignment term", min=0.0),
-        "gamma": Option(float, 1.0, "weight of the auxiliary classifier's terms", min=0.0),
-        "tau": Option(float, 5.0, "temperature of the output-matching MSE", min=0.0, min_exclusive=True),
-        "manifold": Option(str, "cosine", "manifold-alignment loss", choices=MANIFOLDS),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"logits", "logits_aux", "manifold"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["armada"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(
         self,
@@ -111,26 +107,11 @@ class ArmadaLoss(DistillLoss):
         if student_dim is not None and teacher_dim is not None:
             self.prepare(student_dim, teacher_dim, num_labels)
 
-    @classmethod
-    def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
-        return check_at_most(cls, super().check_options(values, parse=parse), values, {"alpha": 1.0})
-
     # -- what it needs -----------------------------------------------------------------
 
     @property
     def uses_projection(self) -> bool:
         return self.beta > 0 or self.gamma > 0
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        fields = set()
-        if self.alpha > 0:
-            fields.add("logits")
-            if self.gamma > 0:
-                fields.add("logits_aux")
-        if self.beta > 0:
-            fields.add("manifold")
-        return frozenset(fields)
 
     @property
     def prepared(self) -> bool:

@@ -6,6 +6,9 @@ one :class:`DistillInputs` to one :class:`LossOutput`. Each class declares its
 hyperparameters in ``options`` (name -> :class:`Option`: type, default, help,
 allowed values), so the CLI, recipes and ablation grids can validate keys and
 parse values from strings (``--grid alpha=0,1,3``) without knowing the loss.
+The built-in methods take that table, their bounds and the teacher outputs they
+read from their torch-free ``spec`` (:mod:`lugpi_cli.loss_specs`), which plans
+and the CLI read without importing torch.
 
 The teacher's outputs are cached in the store, so they arrive as plain tensors
 (never with a graph); a loss detaches them anyway.
@@ -14,7 +17,6 @@ The teacher's outputs are cached in the store, so they arrive as plain tensors
 from __future__ import annotations
 
 import inspect
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,13 +24,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from lugpi_cli.errors import UserError
+from lugpi_cli.loss_specs import LossOptionError, LossSpec, Option, check_values, describe_options
 
 __all__ = ["DistillInputs", "DistillLoss", "LossOptionError", "LossOutput", "Option"]
-
-
-class LossOptionError(UserError, ValueError):
-    """A bad loss name, option name or option value (a UserError and a ValueError)."""
 
 
 @dataclass
@@ -90,83 +88,6 @@ class LossOutput:
         return out
 
 
-_TRUE = {"1", "true", "yes", "on", "t", "y"}
-_FALSE = {"0", "false", "no", "off", "f", "n"}
-
-
-@dataclass(frozen=True)
-class Option:
-    """One hyperparameter of a loss: its type, default and allowed values.
-
-    ``type`` is one of ``bool``, ``int``, ``float``, ``str``. ``choices`` limits
-    the allowed values; ``min`` is a lower bound (exclusive when
-    ``min_exclusive``).
-    """
-
-    type: type
-    default: Any
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-    min: float | None = None
-    min_exclusive: bool = False
-
-    def describe(self) -> str:
-        if self.choices:
-            return "|".join(map(str, self.choices))
-        bound = ""
-        if self.min is not None:
-            bound = f" {'>' if self.min_exclusive else '>='} {self.min:g}"
-        return f"{self.type.__name__}{bound}"
-
-    def parse(self, text: str) -> Any:
-        """Parse a command-line string (``"0.5"``, ``"true"``, ``"both"``) and check it."""
-        if not isinstance(text, str):
-            return self.check(text)
-        s = text.strip()
-        if self.type is bool:
-            if s.lower() in _TRUE:
-                return True
-            if s.lower() in _FALSE:
-                return False
-            raise ValueError(f"expected true or false, got {text!r}")
-        if self.type is int:
-            try:
-                value: Any = int(s)
-            except ValueError:
-                raise ValueError(f"expected an integer, got {text!r}") from None
-        elif self.type is float:
-            try:
-                value = float(s)
-            except ValueError:
-                raise ValueError(f"expected a number, got {text!r}") from None
-        else:
-            value = s
-        return self.check(value)
-
-    def check(self, value: Any) -> Any:
-        """Return ``value`` coerced to the option's type, or raise ValueError saying why not."""
-        t = self.type
-        if t is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"expected true or false, got {value!r}")
-        elif t is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"expected an integer, got {value!r}")
-        elif t is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"expected a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {value!r}")
-        elif t is str and not isinstance(value, str):
-            raise ValueError(f"expected a string, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}; got {value!r}")
-        if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
-            raise ValueError(f"must be {'>' if self.min_exclusive else '>='} {self.min:g}, got {value!r}")
-        return value
-
-
 class DistillLoss(nn.Module, ABC):
     """Base class: ``forward(DistillInputs) -> LossOutput``.
 
@@ -183,6 +104,9 @@ class DistillLoss(nn.Module, ABC):
     options: ClassVar[dict[str, Option]] = {}
     #: Every teacher output this class can read (instances say which they do read).
     all_teacher_fields: ClassVar[frozenset[str]] = frozenset()
+    #: The built-in method's torch-free description (:data:`lugpi_cli.loss_specs.LOSS_SPECS`), the source of
+    #: ``options``, ``all_teacher_fields``, the checks and ``teacher_fields``; None for a class declaring its own.
+    spec: ClassVar[LossSpec | None] = None
 
     def __init__(self, **values: Any):
         super().__init__()
@@ -192,33 +116,19 @@ class DistillLoss(nn.Module, ABC):
 
     @classmethod
     def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
-        """Defaults filled in, each value checked (``parse``: values are strings).
+        """Defaults filled in, each value checked (``parse``: values are strings), by the class's ``spec``
+        (bounds and cross-option checks included) or, without one, its ``options`` table.
 
         Raises :class:`LossOptionError` naming an unknown option or a bad value.
         """
-        unknown = [k for k in values if k not in cls.options]
-        if unknown:
-            raise LossOptionError(
-                f"unknown option {unknown[0]!r} for loss {cls.name or cls.__name__!r}",
-                hint=f"valid options: {cls.describe_options()}",
-            )
-        out = {k: opt.default for k, opt in cls.options.items()}
-        for key, value in values.items():
-            opt = cls.options[key]
-            try:
-                out[key] = opt.parse(value) if parse else opt.check(value)
-            except ValueError as exc:
-                raise LossOptionError(
-                    f"invalid value {value!r} for option {key!r} of loss {cls.name or cls.__name__!r}: {exc}",
-                    hint=f"{key}: {opt.describe()}" + (f" ({opt.help})" if opt.help else ""),
-                ) from None
-        return out
+        name = cls.name or cls.__name__
+        if cls.spec is not None and cls.spec.options is cls.options:
+            return cls.spec.check_options(values, parse=parse, name=name)
+        return check_values(name, cls.options, values, parse=parse)
 
     @classmethod
     def describe_options(cls) -> str:
-        if not cls.options:
-            return "(none)"
-        return ", ".join(f"{k}={opt.default} ({opt.describe()})" for k, opt in cls.options.items())
+        return describe_options(cls.options)
 
     @classmethod
     def _check_signature(cls) -> None:
@@ -239,6 +149,8 @@ class DistillLoss(nn.Module, ABC):
     @property
     def teacher_fields(self) -> frozenset[str]:
         """The cached teacher outputs this instance reads (``"logits"``, ``"embedding"``, extra names)."""
+        if self.spec is not None and self.spec.options is self.options:
+            return self.spec.teacher_fields(self.hparams)
         return self.all_teacher_fields
 
     @property

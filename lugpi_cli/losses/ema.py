@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lugpi_cli.loss_specs import LOSS_SPECS, LossSpec
 from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
-from lugpi_cli.losses.kd import check_at_most, soft_kl
+from lugpi_cli.losses.kd import soft_kl
 from lugpi_cli.losses.registry import register_loss
 
 __all__ = ["EmaLoss", "ema_update_", "make_ema_model", "mixed_cross_entropy", "mixup_lambda"]
@@ -136,13 +137,9 @@ class EmaLoss(DistillLoss):
     #: The trainer computes ``teacher_logits`` itself with an EMA copy of the student.
     self_teacher: ClassVar[bool] = True
 
-    options: ClassVar[dict[str, Option]] = {
-        "weight": Option(float, 1.0, "weight of the KL to the EMA teacher", min=0.0),
-        "tau": Option(float, 1.0, "temperature softening EMA teacher and student", min=0.0, min_exclusive=True),
-        "ema_decay": Option(float, 0.999, "EMA decay d in [0, 1] of the teacher's weights (trainer)", min=0.0),
-        "mixup": Option(float, 0.0, "mixup Beta(A, A) parameter A, 0 = off (trainer)", min=0.0),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset()
+    spec: ClassVar[LossSpec] = LOSS_SPECS["ema"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(self, *, weight: float = 1.0, tau: float = 1.0, ema_decay: float = 0.999, mixup: float = 0.0,
                  student_dim: int | None = None, teacher_dim: int | None = None):
@@ -152,10 +149,6 @@ class EmaLoss(DistillLoss):
         self.tau: float = h["tau"]
         self.ema_decay: float = h["ema_decay"]
         self.mixup: float = h["mixup"]
-
-    @classmethod
-    def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
-        return check_at_most(cls, super().check_options(values, parse=parse), values, {"ema_decay": 1.0})
 
     @property
     def needs_ema_teacher(self) -> bool:

@@ -1,28 +1,28 @@
 """Logit and hint distillation: Hinton et al.'s KD and Romero et al.'s FitNets.
 
 Also the small pieces the other objectives share: the per-sample softened KL
-:func:`kl_per_sample`, :func:`need` (a teacher output that must be present) and
-:func:`check_at_most` (an upper bound on an option, which ``Option`` lacks).
+:func:`kl_per_sample` and :func:`need` (a teacher output that must be present). The options'
+upper bounds are declared with the tables, in :mod:`lugpi_cli.loss_specs`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lugpi_cli.loss_specs import LOSS_SPECS, LossSpec
 from lugpi_cli.losses.base import (
     DistillInputs,
     DistillLoss,
-    LossOptionError,
     LossOutput,
     Option,
 )
 from lugpi_cli.losses.lugpi import squared_l2
 from lugpi_cli.losses.registry import register_loss
 
-__all__ = ["FitNetLoss", "KDLoss", "check_at_most", "kl_per_sample", "need", "soft_kl"]
+__all__ = ["FitNetLoss", "KDLoss", "kl_per_sample", "need", "soft_kl"]
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -51,18 +51,6 @@ def need(t: Tensor | None, field: str, loss: DistillLoss, *, like: Tensor | None
     return t.detach()
 
 
-def check_at_most(cls: type[DistillLoss], values: dict[str, Any], given: dict[str, Any], bounds: dict[str, float]):
-    """Raise LossOptionError (as ``check_options`` does) when an option exceeds its upper bound."""
-    for key, top in bounds.items():
-        if values[key] > top:
-            raise LossOptionError(
-                f"invalid value {given.get(key, values[key])!r} for option {key!r} of loss {cls.name!r}: "
-                f"must be <= {top:g}, got {values[key]!r}",
-                hint=f"{key}: a number in [{cls.options[key].min:g}, {top:g}] ({cls.options[key].help})",
-            )
-    return values
-
-
 # -- KD --------------------------------------------------------------------------------
 
 
@@ -83,25 +71,15 @@ class KDLoss(DistillLoss):
     ``parts``: ``ce`` and ``kl`` (the batch-mean KL, without ``tau^2``).
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "lam": Option(float, 0.5, "weight in [0, 1] of the hard-label CE; the KL term gets 1 - lam", min=0.0),
-        "tau": Option(float, 4.0, "temperature softening teacher and student", min=0.0, min_exclusive=True),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"logits"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["kd"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(self, *, lam: float = 0.5, tau: float = 4.0, student_dim: int | None = None,
                  teacher_dim: int | None = None):
         super().__init__(lam=lam, tau=tau)
         self.lam: float = self.hparams["lam"]
         self.tau: float = self.hparams["tau"]
-
-    @classmethod
-    def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
-        return check_at_most(cls, super().check_options(values, parse=parse), values, {"lam": 1.0})
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        return self.all_teacher_fields if self.lam < 1 else frozenset()
 
     def forward(self, inputs: DistillInputs) -> LossOutput:
         z_s = inputs.student_logits
@@ -152,12 +130,9 @@ class FitNetLoss(DistillLoss):
     must add it to the optimizer itself). ``beta=0`` is plain fine-tuning. ``parts``: ``ce``, ``hint``.
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "beta": Option(float, 1.0, "weight of the hint term ||r(e_S) - e_T||^2", min=0.0),
-        "l2_reduction": Option(str, "mean", "reduce the squared difference over embedding dims (mean = MSE)",
-                               choices=("mean", "sum")),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"embedding"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["fitnet"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(self, *, beta: float = 1.0, l2_reduction: str = "mean", student_dim: int | None = None,
                  teacher_dim: int | None = None):
@@ -167,10 +142,6 @@ class FitNetLoss(DistillLoss):
         self.regressor: nn.Linear | None = None
         if student_dim is not None and teacher_dim is not None:
             self.prepare(student_dim, teacher_dim)
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        return self.all_teacher_fields if self.beta > 0 else frozenset()
 
     def prepare(self, student_dim: int, teacher_dim: int, num_labels: int | None = None) -> FitNetLoss:
         """Create the regressor now (if the hint term is on and it does not exist yet); ``num_labels`` is

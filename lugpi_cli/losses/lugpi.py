@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lugpi_cli.loss_specs import LOSS_SPECS, LossSpec
 from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
 from lugpi_cli.losses.registry import register_loss
 
@@ -61,17 +62,9 @@ class LugpiLoss(DistillLoss):
     (= CE(t, s), without the tau^2 factor) and ``l2``.
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "alpha": Option(float, 3.0, "weight of the soft-label term CE(t, s)", min=0.0),
-        "beta": Option(float, 1.0, "weight of the embedding term ||e_T - e_S||^2", min=0.0),
-        "tau": Option(float, 8.0, "temperature softening the teacher logits", min=0.0, min_exclusive=True),
-        "soften": Option(str, "teacher", "which side tau softens", choices=("teacher", "both")),
-        "tau2": Option(bool, False, "multiply the soft term by tau^2 (Hinton's variant)"),
-        "l2_reduction": Option(
-            str, "sum", "reduce the squared difference over embedding dims", choices=("sum", "mean")
-        ),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"logits", "embedding"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["lugpi"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(
         self,
@@ -98,15 +91,6 @@ class LugpiLoss(DistillLoss):
             self.prepare(student_dim, teacher_dim)
 
     # -- what it needs -----------------------------------------------------------
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        fields = set()
-        if self.alpha > 0:
-            fields.add("logits")
-        if self.beta > 0:
-            fields.add("embedding")
-        return frozenset(fields)
 
     @property
     def aligned(self) -> bool:

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOptionError, LossOutput, Option
-from lugpi_cli.losses.kd import check_at_most, kl_per_sample, need
+from lugpi_cli.loss_specs import LOSS_SPECS, MSD_TEACHER_FIELDS, MSD_TERMS, MSD_WEIGHTINGS, LossSpec, msd_active_terms
+from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
+from lugpi_cli.losses.kd import kl_per_sample, need
 from lugpi_cli.losses.meta import MetaWeightNet
 from lugpi_cli.losses.registry import register_loss
 
 __all__ = ["TEACHER_FIELDS", "TERMS", "MsdLoss", "correctness_weights", "importance_weights"]
 
 #: The three distillation terms, in the order of every (B, 3) weight tensor.
-TERMS = ("multi", "text", "image")
+TERMS = MSD_TERMS
 #: Which cached teacher output each term distils: t(x), t(x^t) (image dropped), t(x^v) (text dropped).
-TEACHER_FIELDS = {"multi": "logits", "text": "logits_text", "image": "logits_image"}
-WEIGHTINGS = ("population", "importance", "correctness", "meta")
+TEACHER_FIELDS = MSD_TEACHER_FIELDS
+WEIGHTINGS = MSD_WEIGHTINGS
 
 
 def _kl_rows(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
@@ -118,23 +119,9 @@ class MsdLoss(DistillLoss):
     (batch-mean KL without ``tau^2``) and ``w_<m>`` (batch-mean weight) for each term in use.
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "weighting": Option(str, "population", "how the three terms are weighted", choices=WEIGHTINGS),
-        "lam": Option(float, 0.5, "weight in [0, 1] of the hard-label CE; the distillation terms get 1 - lam",
-                      min=0.0),
-        "tau": Option(float, 4.0, "temperature softening teacher and student in the KL terms", min=0.0,
-                      min_exclusive=True),
-        "w_multi": Option(float, 1.0, "population weight in [0, 1] of KL(t(x) || s)", min=0.0),
-        "w_text": Option(float, 1.0, "population weight in [0, 1] of KL(t(x^t) || s) (image dropped)", min=0.0),
-        "w_image": Option(float, 1.0, "population weight in [0, 1] of KL(t(x^v) || s) (text dropped)", min=0.0),
-        "meta_hidden": Option(int, 100, "hidden units of the meta weight net", min=1),
-        "meta_lr": Option(float, 1e-3, "beta: SGD learning rate of the meta weight net (Algorithm 1, line 5)",
-                          min=0.0, min_exclusive=True),
-        "meta_alpha": Option(float, 1.0, "alpha: SGD step size of the student's look-ahead (Algorithm 1, line 4)",
-                             min=0.0, min_exclusive=True),
-        "meta_every": Option(int, 1, "a meta step every this many training batches (trainer)", min=1),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset(TEACHER_FIELDS.values())
+    spec: ClassVar[LossSpec] = LOSS_SPECS["msd"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(
         self,
@@ -168,28 +155,11 @@ class MsdLoss(DistillLoss):
         if num_labels is not None:
             self.prepare(student_dim, teacher_dim, num_labels)
 
-    @classmethod
-    def check_options(cls, values: dict[str, Any], *, parse: bool = False) -> dict[str, Any]:
-        out = check_at_most(cls, super().check_options(values, parse=parse), values,
-                            {"lam": 1.0, "w_multi": 1.0, "w_text": 1.0, "w_image": 1.0})
-        if out["weighting"] == "meta" and out["lam"] >= 1:
-            raise LossOptionError("msd with weighting='meta' and lam=1 has no distillation term to weight",
-                                  hint="lower lam (the paper uses 0.5 or 0.6), or drop --weighting meta")
-        return out
-
     # -- what it needs -----------------------------------------------------------------
 
     @property
     def active_terms(self) -> tuple[str, ...]:
-        if self.lam >= 1:
-            return ()
-        if self.weighting == "population":
-            return tuple(m for m, w in zip(TERMS, self.population) if w > 0)
-        return TERMS
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        return frozenset(TEACHER_FIELDS[m] for m in self.active_terms)
+        return msd_active_terms(self.hparams)
 
     # -- the meta weight net -------------------------------------------------------------
 

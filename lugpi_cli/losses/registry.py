@@ -8,11 +8,11 @@ recipes, ``distill --method`` and ``ablate --grid`` refer to methods by name.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from lugpi_cli.losses.base import DistillLoss, LossOptionError, Option
+from lugpi_cli.loss_specs import unknown_method
+from lugpi_cli.losses.base import DistillLoss, Option
 
 __all__ = ["LOSSES", "build_loss", "get_loss_class", "loss_options", "parse_loss_options", "register_loss"]
 
@@ -42,11 +42,7 @@ def get_loss_class(name: str) -> type[DistillLoss]:
         return LOSSES[name]
     except (KeyError, TypeError):
         pass
-    close = difflib.get_close_matches(str(name), list(LOSSES), n=1)
-    hint = f"choose one of: {', '.join(sorted(LOSSES))}"
-    if close:
-        hint = f"did you mean {close[0]!r}? " + hint
-    raise LossOptionError(f"unknown distillation method {name!r}", hint=hint)
+    raise unknown_method(name, LOSSES)
 
 
 def loss_options(name: str) -> dict[str, Option]:

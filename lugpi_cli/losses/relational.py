@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lugpi_cli.loss_specs import LOSS_SPECS, LossSpec
 from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOutput, Option
 from lugpi_cli.losses.kd import need
 from lugpi_cli.losses.registry import register_loss
@@ -148,21 +149,15 @@ class RKDLoss(DistillLoss):
     ``parts``: ``ce``, ``dist``, ``angle`` (unweighted).
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "w_d": Option(float, 25.0, "weight of the distance-wise term", min=0.0),
-        "w_a": Option(float, 50.0, "weight of the angle-wise term", min=0.0),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"embedding"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["rkd"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(self, *, w_d: float = 25.0, w_a: float = 50.0, student_dim: int | None = None,
                  teacher_dim: int | None = None):
         super().__init__(w_d=w_d, w_a=w_a)
         self.w_d: float = self.hparams["w_d"]
         self.w_a: float = self.hparams["w_a"]
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        return self.all_teacher_fields if (self.w_d > 0 or self.w_a > 0) else frozenset()
 
     def forward(self, inputs: DistillInputs) -> LossOutput:
         ce = F.cross_entropy(inputs.student_logits, inputs.labels)
@@ -200,18 +195,13 @@ class SPLoss(DistillLoss):
     ``parts``: ``ce``, ``sp`` (= ||G_S - G_T||_F^2 / b^2, unweighted).
     """
 
-    options: ClassVar[dict[str, Option]] = {
-        "gamma": Option(float, 3000.0, "weight of the similarity-preserving term", min=0.0),
-    }
-    all_teacher_fields: ClassVar[frozenset[str]] = frozenset({"embedding"})
+    spec: ClassVar[LossSpec] = LOSS_SPECS["sp"]  # options, checks, what it reads
+    options: ClassVar[dict[str, Option]] = spec.options
+    all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
     def __init__(self, *, gamma: float = 3000.0, student_dim: int | None = None, teacher_dim: int | None = None):
         super().__init__(gamma=gamma)
         self.gamma: float = self.hparams["gamma"]
-
-    @property
-    def teacher_fields(self) -> frozenset[str]:
-        return self.all_teacher_fields if self.gamma > 0 else frozenset()
 
     def forward(self, inputs: DistillInputs) -> LossOutput:
         ce = F.cross_entropy(inputs.student_logits, inputs.labels)

@@ -4,8 +4,8 @@ Each check runs in a fresh interpreter (``tests/cli/import_trace.py``), which re
 first import of each watched library, the modules and lugpi functions that led to it, so a
 failure names the module and line at fault (for example ``lugpi_cli.commands.ablate:14 ->
 lugpi_cli.ablation.grid:19 -> lugpi_cli.losses:10``). The loss option tables that ``distill``'s
-flags are built from come from the CLI's cache (``lugpi_cli.commands.method_catalog``), warmed
-once here as any first ``lugpi`` call warms it.
+flags are built from, and that plans resolve run names with, come from the torch-free
+:mod:`lugpi_cli.loss_specs`.
 """
 
 from __future__ import annotations
@@ -31,23 +31,10 @@ HEAVY = MODEL_LIBS + OTHER_HEAVY
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
-    """The subprocess environment: this checkout first, a warm CLI cache of its own."""
-    from lugpi_cli.commands import method_catalog
-
+    """The subprocess environment: this checkout first, an empty user cache (nothing is read from one)."""
     cache = tmp_path_factory.mktemp("xdg-cache")
-    environ = {**os.environ, "XDG_CACHE_HOME": str(cache),
-               "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
-        method_catalog.method_options()  # the losses are loaded in this process: writes the cache
-        assert method_catalog.cache_path().exists()
-    finally:
-        if saved is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
-    return environ
+    return {**os.environ, "XDG_CACHE_HOME": str(cache),
+            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def trace(env: dict[str, str], tmp_path: Path, watched, *invocations: list[str], module: str | None = None):
@@ -104,7 +91,7 @@ def test_help_of_every_command_imports_no_heavy_library(env, tmp_path):
     report, stdout, stderr = trace(env, tmp_path, HEAVY, *([*path, "--help"] for path in paths))
     assert report["exit_codes"] == [0] * len(paths), stderr
     assert_not_imported(report, HEAVY)
-    # distill's per-method flags, built from the cached option tables, are all there
+    # distill's per-method flags, built from the torch-free option tables, are all there
     from lugpi_cli.commands.distill import method_flag_table
 
     for key in method_flag_table():
@@ -159,27 +146,89 @@ def test_evaluate_imports_no_model_library(env, tmp_path):
     assert_not_imported(report, MODEL_LIBS + ("faiss", "matplotlib", "datasets", "tensorboard", "wandb", "mlflow"))
 
 
-def test_cached_option_tables_equal_the_registry_and_follow_the_loss_sources(tmp_path, monkeypatch):
-    import shutil
+def _first_json(stdout: str) -> dict:
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))
 
-    from lugpi_cli.commands import method_catalog
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    live = method_catalog.from_registry()
-    assert method_catalog.method_options() == live  # losses loaded here: the registry, and the cache written
-    path = method_catalog.cache_path()
-    assert method_catalog.read_cache(path) == live  # types, defaults, choices and bounds survive JSON
-    assert live["lugpi"]["tau"].default == 8.0 and live["lugpi"]["soften"].choices == ("teacher", "both")
-    # editing any loss module (or another lugpi version) gives another key: the tables are read again
-    copy = tmp_path / "losses"
-    shutil.copytree(method_catalog.LOSSES_DIR, copy)
-    monkeypatch.setattr(method_catalog, "LOSSES_DIR", copy)
-    same = method_catalog.source_key()
-    (copy / "kd.py").write_text((copy / "kd.py").read_text() + "\n# edited\n")
-    assert method_catalog.source_key() != same
-    assert method_catalog.read_cache(method_catalog.cache_path()) is None
-    path.write_text("{not json")
-    assert method_catalog.read_cache(path) is None
+def _tiny_recipe(tmp_path: Path, tiny_models, tiny_csv) -> Path:
+    """Every stage on tiny models; students whose run names depend on what their loss reads from the teacher."""
+    text = f"""title = "tiny"
+[dataset]
+name = "{tiny_csv}"
+text_col = "text"
+label_col = "label"
+prompt_col = "prompt"
+[generate]
+model = "{tiny_models['sd']}"
+steps = 2
+size = "32"
+[[embed]]
+encoder = "{tiny_models['clip']}"
+[[teacher]]
+id = "teacher"
+encoder = "{tiny_models['clip']}"
+text_model = "{tiny_models['text']}"
+hidden = 32
+epochs = 1
+max_length = 32
+"""
+    for id_, extra in (("baseline", "alpha = 0.0\nbeta = 0.0"), ("lugpi", 'teacher = "teacher"'),
+                       ("kd-no-kl", 'teacher = "teacher"\nmethod = "kd"\nlam = 1.0'),
+                       ("rkd", 'teacher = "teacher"\nmethod = "rkd"')):
+        text += (f'[[student]]\nid = "{id_}"\n{extra}\ntext_model = "{tiny_models["text"]}"\n'
+                 'epochs = 1\nmax_length = 32\n')
+    text += '[evaluate]\nbaseline = "baseline"\n[paper]\nlugpi = 0.9\n'
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow  # trains a tiny teacher and four tiny students
+def test_run_dry_run_imports_no_model_library_and_plans_what_the_stages_make(env, cli, tmp_path, tiny_models,
+                                                                             tiny_csv):
+    """The torch-free plan names the runs and the generator the stages then make; planned again after the run,
+    every image, feature and run is found (the embed fingerprint, dtype included, agrees); `evaluate --paper`
+    (which plans the recipe to match its rows) imports no model library either."""
+    recipe = _tiny_recipe(tmp_path, tiny_models, tiny_csv)
+    ws = ["--workspace", str(tmp_path / "ws")]
+    report, stdout, stderr = trace(env, tmp_path, HEAVY, [*ws, "run", str(recipe), "--dry-run", "--json"])
+    assert report["exit_codes"] == [0], stderr
+    assert_not_imported(report, HEAVY)
+    planned = _first_json(stdout)
+    done = json.loads(cli(*ws, "run", recipe, "--json").stdout)
+    assert {row["id"]: row["run"] for row in planned["plan"] if row["run"]} == done["runs"]
+    assert planned["generator"]["fingerprint"] == done["results"]["generate:generate"]["generator_fingerprint"]
+    runs = list(done["runs"].values())
+    report, stdout, stderr = trace(env, tmp_path, MODEL_LIBS, [*ws, "run", str(recipe), "--dry-run", "--json"],
+                                   [*ws, "evaluate", *runs, "--paper", str(recipe), "--json"])
+    assert report["exit_codes"] == [0, 0], stderr
+    assert_not_imported(report, MODEL_LIBS)
+    again, evaluation = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    status = {row["id"]: row["status"] for row in again["plan"]}
+    assert status["generate"] == "8 of 8 images cached, 0 to generate"
+    assert status[str(tiny_models["clip"])] == "8 of 8 feature records cached, 0 to compute"
+    assert all(status[id_] == "done: reused" for id_ in done["runs"])
+    assert {r["run"]: r.get("paper") for r in evaluation["runs"]}[done["runs"]["lugpi"]] == 0.9
+
+
+@pytest.mark.slow  # reads the real IMDB and CWI corpora
+@pytest.mark.parametrize("name", ["quickstart.toml", "paper/cwi-news.toml", "related-work.toml",  # every method
+                                  "paper/table2-loss-terms.toml"])  # an ablation grid
+def test_shipped_recipes_plan_without_model_libraries(env, cli, tmp_path, shared_data, monkeypatch, name):
+    """The plan of each shipped recipe, made without torch, equals the one made with torch and the loss
+    classes loaded (this process): fingerprints, run names, statuses, commands."""
+    import lugpi_cli.losses  # noqa: F401 - this process plans through the loss classes and torch
+    import torch  # noqa: F401
+
+    monkeypatch.setenv("LUGPI_DATA", str(shared_data))
+    recipe = REPO / "recipes" / name
+    args = ["--workspace", str(tmp_path / "ws"), "run", str(recipe), "--dry-run", "--json"]
+    report, stdout, stderr = trace({**env, "LUGPI_DATA": str(shared_data)}, tmp_path, MODEL_LIBS, args)
+    assert report["exit_codes"] == [0], stderr
+    assert_not_imported(report, MODEL_LIBS)
+    torch_free = _first_json(stdout)
+    assert torch_free == json.loads(cli(*args).stdout)
+    assert all(row["run"] for row in torch_free["plan"] if row["stage"] in ("teacher", "student"))
 
 
 # -- shell completion ------------------------------------------------------------------------
@@ -211,7 +260,7 @@ def test_install_completion_writes_the_script_and_sources_it(env, tmp_path):
     ("lugpi st", 1, ["store"]),
     ("lugpi store ", 2, ["info", "verify", "gc", "merge"]),
     ("lugpi -v store ", 3, ["info", "verify", "gc", "merge"]),
-    ("lugpi distill --ema", 2, ["--ema-decay"]),  # a method's flag, from the cached option tables
+    ("lugpi distill --ema", 2, ["--ema-decay"]),  # a method's flag, from the torch-free option tables
     ("lugpi data show x --text", 4, ["--text-col"]),
 ])
 def test_completion_protocol_answers_without_heavy_imports(env, tmp_path, words, cword, expected):
@@ -221,16 +270,3 @@ def test_completion_protocol_answers_without_heavy_imports(env, tmp_path, words,
     assert report["exit_codes"] == [0], stderr
     assert stdout.split() == expected
     assert_not_imported(report, HEAVY)
-
-
-def test_a_loss_registered_at_run_time_is_not_written_to_the_cache(tmp_path, monkeypatch):
-    """The cache key covers lugpi_cli/losses only: a method another module registers stays out of it."""
-    from lugpi_cli.commands import method_catalog
-    from lugpi_cli.losses import LOSSES, KDLoss
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    fake = type("FakeLoss", (KDLoss,), {"__module__": "tests.fake_plugin"})
-    monkeypatch.setitem(LOSSES, "fake", fake)
-    assert "fake" in method_catalog.method_options()  # this process sees it
-    cached = method_catalog.read_cache(method_catalog.cache_path())
-    assert cached is not None and "fake" not in cached and "kd" in cached
