@@ -29,6 +29,7 @@ from torch import nn
 
 from lugpi_cli import gpu
 from lugpi_cli.errors import UserError
+from lugpi_cli.training.data import pretokenize
 from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
 
@@ -333,6 +334,8 @@ def fit(
     scaler = getattr(accelerator, "scaler", None)  # fp16 on a GPU
     if state is not None and scaler is not None and (checkpoint / "scaler.pt").exists():
         scaler.load_state_dict(torch.load(checkpoint / "scaler.pt", weights_only=True))
+    pretokenize(collate, train_data)  # each text once per run, not per batch or epoch
+    pretokenize(collate, val_data)
     val_loader = accelerator.prepare(_loader(val_data, cfg.eval_batch_size, collate, workers=cfg.workers,
                                              shuffle=False))
 
@@ -428,6 +431,7 @@ def predict_outputs(model: nn.Module, data, collate: Callable, *, batch_size: in
     model's extra outputs (e.g. ARMADA's ``logits_aux``, ``manifold``), each (n, ...)."""
     model.eval()
     model.to(device)
+    pretokenize(collate, data)
     parts: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for batch in _loader(data, batch_size, collate, workers=workers, shuffle=False):
