@@ -111,15 +111,11 @@ class Collator:
         for name in rows[0]:
             value = PAD_VALUES.get(name, self.tokenizer.pad_token_type_id if name == "token_type_ids"
                                    else self.tokenizer.pad_token_id if name == "input_ids" else 0)
-            padded = torch.full((len(rows), length), value, dtype=torch.long)
-            for i, row in enumerate(rows):
-                seq = row[name]
-                if seq:
-                    if left:
-                        padded[i, length - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                    else:
-                        padded[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            out[name] = padded
+            if left:
+                padded = [[value] * (length - len(row[name])) + row[name] for row in rows]
+            else:
+                padded = [row[name] + [value] * (length - len(row[name])) for row in rows]
+            out[name] = torch.tensor(padded, dtype=torch.long)
         return out
 
     @property
