@@ -26,8 +26,11 @@ lugpi / peer for seconds (lower is better).
    same seed; a tiny config-built DistilBERT on 2,000 synthetic sentences
    ("train") and the real all-MiniLM-L6-v2 on CWI 2018 News ("minilm").
    Seconds per epoch = the training loop plus the validation pass (lugpi's
-   ``history.jsonl`` ``seconds``, the Trainer's ``train()`` wall time); test
-   accuracy from each side's own prediction over the test split.
+   ``history.jsonl`` ``seconds``; the Trainer's from its epoch start to the end
+   of its evaluation, by a callback); tokenising (once per run on both sides),
+   loading and the prediction passes are outside it and inside the
+   whole-command figures. Test accuracy from each side's own prediction over
+   the test split; the validation loss shows both trained alike.
 """
 
 from __future__ import annotations
@@ -224,8 +227,8 @@ def synthetic_dataset(per_class: int = 1000):
     return Dataset("synthetic-pairs", ["a", "b"], splits, "benchmark")
 
 
-def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float]:
-    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command)."""
+def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
+    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss)."""
     from lugpi_cli.training.loop import TrainConfig
     from lugpi_cli.training.stages import TeacherSpec, train_teacher
     from lugpi_store import Store
@@ -236,13 +239,31 @@ def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, 
                            TeacherSpec(modality="text", text_model=text_model), cfg,
                            dataset_request={"name": ds.name}, device="cpu")
     wall = time.perf_counter() - t
-    return float(result.run.history()[0]["seconds"]), float(result.metrics["test"]["accuracy"]), wall
+    epoch = result.run.history()[0]
+    return float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"])
 
 
-def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float]:
-    """The same with ``transformers.Trainer``: tokenise once, dynamic padding, eval each epoch."""
+def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
+    """The same with ``transformers.Trainer``: tokenise once, dynamic padding, eval each epoch.
+
+    Seconds per epoch: from the Trainer's epoch start to the end of its
+    validation pass (a callback), like lugpi's ``history.jsonl`` ``seconds``;
+    tokenising the splits (once per run on both sides) and building the
+    Trainer are outside both figures, inside the whole-command ones.
+    """
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+                              TrainerCallback, TrainingArguments, set_seed)
+
+    class EpochClock(TrainerCallback):
+        started = seconds = val_loss = None
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if self.seconds is None:
+                self.seconds = time.perf_counter() - self.started
+                self.val_loss = float(metrics["eval_loss"])
 
     t = time.perf_counter()
     set_seed(0)
@@ -256,37 +277,38 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
         return [{"input_ids": ids, "attention_mask": mask, "labels": s.label}
                 for ids, mask, s in zip(enc["input_ids"], enc["attention_mask"], samples)]
 
-    started = time.perf_counter()
     train, val = tokenised("train"), tokenised("validation")
+    clock = EpochClock()
     args = TrainingArguments(output_dir=str(root / f"hf-{tag}"), per_device_train_batch_size=BATCH,
                              per_device_eval_batch_size=64, learning_rate=LR, lr_scheduler_type="linear",
                              weight_decay=0.01, max_grad_norm=1.0, num_train_epochs=1, eval_strategy="epoch",
                              save_strategy="no", logging_strategy="no", report_to=[], seed=0, use_cpu=True,
                              dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+                      data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock])
     trainer.train()
-    seconds = time.perf_counter() - started
     logits = trainer.predict(tokenised("test")).predictions
     labels = np.array([s.label for s in ds.splits["test"]])
     accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
-    return seconds, accuracy, time.perf_counter() - t
+    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss
 
 
 def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> None:
     counts = " / ".join(f"{len(ds.splits[s]):,}" for s in ("train", "validation", "test"))
     print(f"\n[3] {title}: {counts} samples, batch {BATCH}, AdamW {LR:g} linear decay, max length {MAX_LENGTH}, "
           f"1 epoch, seed 0, median of {rounds} rounds")
-    ours: list[tuple[float, float, float]] = []
-    theirs: list[tuple[float, float, float]] = []
+    ours: list[tuple[float, ...]] = []
+    theirs: list[tuple[float, ...]] = []
     median_pair(rounds, lambda r: ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model)) or 0.0,
                 lambda r: theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model)) or 0.0)
-    med = [statistics.median(x[k] for x in ours) for k in range(3)]
-    peer = [statistics.median(x[k] for x in theirs) for k in range(3)]
+    med = [statistics.median(x[k] for x in ours) for k in range(4)]
+    peer = [statistics.median(x[k] for x in theirs) for k in range(4)]
     print(f"  seconds per epoch (train + validation): lugpi {med[0]:.2f}  Trainer {peer[0]:.2f}  "
           f"ratio {med[0] / peer[0]:.3f}  (goal <= 1.0)")
+    print("    per round (lugpi / Trainer): " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in zip(ours, theirs)))
     print(f"  test accuracy: lugpi {100 * med[1]:.2f}  Trainer {100 * peer[1]:.2f}  "
           f"difference {100 * (med[1] - peer[1]):+.2f} points  (goal within 1)")
+    print(f"  validation loss after the epoch: lugpi {med[3]:.4f}  Trainer {peer[3]:.4f}")
     print(f"  whole command (load, train, predict and cache every split, save): lugpi {med[2]:.2f} s  "
           f"Trainer (load, tokenise, train, predict test) {peer[2]:.2f} s")
 

@@ -3,12 +3,13 @@
 :class:`TrainingData` is a torch ``Dataset`` that reads, per batch, the cached
 records it needs with one LMDB read transaction (``__getitems__``), so a
 DataLoader worker streams features and teacher outputs from disk instead of
-holding them in memory. :class:`Collator` tokenises and pads in the worker.
+holding them in memory. :class:`Collator` tokenises each text once per run and pads
+each batch to its longest sequence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -67,23 +68,76 @@ class TrainingData(torch.utils.data.Dataset):
         return self.__getitems__([index])[0]
 
 
+PAD_VALUES = {"attention_mask": 0, "special_tokens_mask": 1}  # input_ids / token_type_ids: the tokenizer's own
+
+
 @dataclass
 class Collator:
-    """Tokenise texts (pairs for CWI: the tokenizer's own separator), stack features and teacher outputs."""
+    """Tokenise texts (pairs for CWI: the tokenizer's own separator), stack features and teacher outputs.
+
+    Each distinct (text, pair) is tokenised once per Collator (i.e. per run) and
+    kept in memory unpadded; every batch is then padded to its own longest
+    sequence, with the tokenizer's padding side and pad ids -- the same
+    ``input_ids`` / ``attention_mask`` / ``token_type_ids`` as tokenising the
+    batch with ``padding=True``. :meth:`encode` tokenises a whole split in one
+    batched call (``fit`` and ``predict_outputs`` call it before their loaders
+    start, like ``Trainer`` users tokenising each split once); texts it has not
+    seen are tokenised on first use.
+    """
 
     tokenizer: Any
     max_length: int = 512
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str | None]) -> None:
+        """Tokenise, in one batched call per kind (single / pair), every (text, pair) not yet cached."""
+        todo = list(dict.fromkeys(key for key in zip(texts, pairs) if key not in self._cache))
+        for paired in (False, True):
+            keys = [key for key in todo if (key[1] is not None) == paired]
+            if not keys:
+                continue
+            encoded = self.tokenizer([t for t, _ in keys], [p for _, p in keys] if paired else None,
+                                     truncation="only_first" if paired else "longest_first",
+                                     max_length=self.max_length)
+            names = list(encoded.keys())
+            for j, key in enumerate(keys):
+                self._cache[key] = {name: encoded[name][j] for name in names}
+
+    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad cached encodings to the batch's longest, as ``tokenizer(..., padding=True)`` does."""
+        length = max(len(row["input_ids"]) for row in rows)
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        out: dict[str, torch.Tensor] = {}
+        for name in rows[0]:
+            value = PAD_VALUES.get(name, self.tokenizer.pad_token_type_id if name == "token_type_ids"
+                                   else self.tokenizer.pad_token_id if name == "input_ids" else 0)
+            if left:
+                padded = [[value] * (length - len(row[name])) + row[name] for row in rows]
+            else:
+                padded = [row[name] + [value] * (length - len(row[name])) for row in rows]
+            out[name] = torch.tensor(padded, dtype=torch.long)
+        return out
+
+    @property
+    def caches(self) -> bool:
+        """Whether tokens are cached (a tokenizer that can pad; without a pad token it raises its own error)."""
+        return self.tokenizer is not None and getattr(self.tokenizer, "pad_token_id", None) is not None \
+            and hasattr(self.tokenizer, "pad_token_type_id")
+
+    def _tokens(self, texts: list[str], pairs: list[str | None]) -> dict[str, Any]:
+        if not self.caches:
+            # no pad token: the tokenizer's own call raises its usual error (as before the cache)
+            encoded = self.tokenizer(texts, pairs if any(p is not None for p in pairs) else None,
+                                     truncation="longest_first" if pairs[0] is None else "only_first",
+                                     max_length=self.max_length, padding=True, return_tensors="pt")
+            return dict(encoded)
+        self.encode(texts, pairs)
+        return self._pad([self._cache[key] for key in zip(texts, pairs)])
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         texts = [item["text"] for item in items]
         pairs = [item["text_pair"] for item in items]
-        if self.tokenizer is not None:
-            encoded = self.tokenizer(texts, pairs if any(p is not None for p in pairs) else None,
-                                     truncation="longest_first" if pairs[0] is None else "only_first",
-                                     max_length=self.max_length, padding=True, return_tensors="pt")
-            batch: dict[str, Any] = dict(encoded)
-        else:
-            batch = {}
+        batch: dict[str, Any] = self._tokens(texts, pairs) if self.tokenizer is not None else {}
         batch["labels"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
         batch["index"] = torch.tensor([item["index"] for item in items], dtype=torch.long)
         if "image" in items[0]:
@@ -92,3 +146,10 @@ class Collator:
             for name in items[0]["teacher"]:
                 batch[f"teacher_{name}"] = torch.from_numpy(np.stack([item["teacher"][name] for item in items])).float()
         return batch
+
+
+def pretokenize(collate: Any, data: Any) -> None:
+    """Tokenise every text of ``data`` (a :class:`TrainingData`) at once, if ``collate`` caches tokens."""
+    samples = getattr(data, "samples", None)
+    if isinstance(collate, Collator) and collate.caches and samples:
+        collate.encode([s.text for s in samples], [s.text_pair for s in samples])

@@ -30,6 +30,7 @@ from torch import nn
 from lugpi_cli import gpu
 from lugpi_cli.errors import UserError
 from lugpi_cli.training.config import TrainConfig  # noqa: F401 - re-exported (its home is torch-free)
+from lugpi_cli.training.data import pretokenize
 from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
 
@@ -211,6 +212,19 @@ def evaluate(objective: Objective, loader, accelerator) -> dict[str, float]:
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # where torch has a fused AdamW kernel (the Trainer's default since torch 2.8)
+
+
+def make_optimizer(objective: nn.Module, cfg: TrainConfig, device: "torch.device") -> torch.optim.AdamW:
+    """AdamW, weight decay on matrices only; fused (one kernel per step, not a Python loop over the parameters)
+    on the CPU and CUDA -- the same update within float tolerance (tests/training/test_optimizer.py)."""
+    params = [p for p in objective.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    fused = device.type in FUSED_ADAMW_DEVICES and all(p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
+
+
 def fit(
     run: Run,
     objective: Objective,
@@ -259,11 +273,7 @@ def fit(
     else:
         seed_everything(cfg.seed)
 
-    params = [p for p in objective.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    optimizer = make_optimizer(objective, cfg, accelerator.device)
     processes = accelerator.num_processes
     per_epoch = scheduler_steps_per_epoch(len(train_data), cfg.batch_size, cfg.grad_accum, processes)
     total_steps = per_epoch * cfg.epochs if cfg.max_steps is None else \
@@ -280,6 +290,8 @@ def fit(
     scaler = getattr(accelerator, "scaler", None)  # fp16 on a GPU
     if state is not None and scaler is not None and (checkpoint / "scaler.pt").exists():
         scaler.load_state_dict(torch.load(checkpoint / "scaler.pt", weights_only=True))
+    pretokenize(collate, train_data)  # each text once per run, not per batch or epoch
+    pretokenize(collate, val_data)
     val_loader = accelerator.prepare(_loader(val_data, cfg.eval_batch_size, collate, workers=cfg.workers,
                                              shuffle=False))
 
@@ -375,6 +387,7 @@ def predict_outputs(model: nn.Module, data, collate: Callable, *, batch_size: in
     model's extra outputs (e.g. ARMADA's ``logits_aux``, ``manifold``), each (n, ...)."""
     model.eval()
     model.to(device)
+    pretokenize(collate, data)
     parts: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for batch in _loader(data, batch_size, collate, workers=workers, shuffle=False):
