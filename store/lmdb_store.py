@@ -462,19 +462,34 @@ TRUNCATED_HINT = (
 
 
 def check_length(env: lmdb.Environment, data_file: Path) -> None:
-    """Refuse a data file shorter than the pages the environment's own meta page says it holds.
+    """Refuse a data file that ends before a page its B-trees reference.
 
     LMDB maps the file and trusts its meta page: a page past the end of a
-    truncated file is a SIGBUS, not an error. LMDB writes a transaction's pages
-    before the meta page that counts them, so a healthy file is never shorter.
+    truncated file is a SIGBUS, not an error. The cheap test comes first: a file
+    holding ``last_pgno + 1`` pages is whole. A shorter one is not necessarily
+    damaged (LMDB counts, but never writes, a transaction's loose pages), so
+    then every tree is walked with file reads (:mod:`lugpi_store.pages`) and the
+    file is refused only if a referenced page lies past its end.
     """
+    from lugpi_store.pages import PastTheEnd, referenced_end
+
     pages = env.info()["last_pgno"] + 1
     page_size = env.stat()["psize"]
     have = data_file.stat().st_size
-    if have < pages * page_size:
+    if have >= pages * page_size:
+        return
+    fd = os.open(data_file, os.O_RDONLY)
+    try:
+        referenced_end(fd, page_size, have)
+    except PastTheEnd as exc:
         raise CorruptStore(
-            f"the store file {data_file} is truncated: {have:,} bytes, but its LMDB index counts {pages:,} pages "
-            f"of {page_size} bytes ({pages * page_size:,} bytes)", TRUNCATED_HINT)
+            f"the store file {data_file} is truncated: {have:,} bytes, but its LMDB index references {exc} "
+            f"beyond them ({pages:,} pages of {page_size} bytes counted)", TRUNCATED_HINT) from None
+    except struct.error as exc:
+        raise CorruptStore(f"the store file {data_file} is damaged: its B-tree pages do not parse ({exc})",
+                           TRUNCATED_HINT) from None
+    finally:
+        os.close(fd)
 
 
 class Reader:
