@@ -17,7 +17,7 @@ epochs and the first epoch excludes their start-up (the first batch).
 Every store read checks its record's CRC32 (the tables above include it);
 the last lines per shape give that check's cost: the same keys read through
 ``Store.get_many`` with and without it, as bare arrays and as the feature
-bundles ``embed`` writes.
+bundles ``embed`` writes, and then through the DataLoader a training run reads with.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ FP = fingerprint({"benchmark": "store_bench"})
 class _Reader(torch.utils.data.Dataset):
     """What a training DataLoader does: one sample per ``__getitem__``."""
 
-    def __init__(self, kind: str, root: Path, shape: tuple[int, ...], n: int):
-        self.kind, self.root, self.shape, self.n = kind, root, shape, n
+    def __init__(self, kind: str, root: Path, shape: tuple[int, ...], n: int, verify: bool = True):
+        self.kind, self.root, self.shape, self.n, self.verify = kind, root, shape, n, verify
         self.store = Store(root / "store") if kind == "store" else None
         self.keys = [record_key(FP, i) for i in range(n)] if kind == "store" else None
         self.mm = None
@@ -54,12 +54,12 @@ class _Reader(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> list[np.ndarray]:
         """Batched fetch (torch >= 2.2 calls this): one LMDB read transaction per batch."""
         if self.kind == "store":
-            return self.store.get_many("features", [self.keys[i] for i in indices])
+            return self.store.get_many("features", [self.keys[i] for i in indices], verify=self.verify)
         return [self[i] for i in indices]
 
     def __getitem__(self, i: int) -> np.ndarray:
         if self.kind == "store":
-            return self.store.get("features", self.keys[i])
+            return self.store.get("features", self.keys[i], verify=self.verify)
         if self.kind == "npy":
             return np.load(self.root / "npy" / f"{i}.npy")
         if self.mm is None:  # opened lazily, once per worker
@@ -153,6 +153,20 @@ def crc_cost(root: Path, n: int, repeats: int = 5) -> None:
     close_all()
 
 
+def crc_cost_loader(root: Path, shape: tuple[int, ...], n: int, workers: int, repeats: int = 3) -> None:
+    """The same check's cost where training pays it: epochs through a DataLoader (``workers`` processes, batches
+    of 64, the records copied out, collated and handed to the main process), with and without the check,
+    interleaved, best epoch-2 time of ``repeats``."""
+    order = np.random.default_rng(1).permutation(n)
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(repeats):
+        for verify in (False, True):
+            best[verify] = min(best[verify], read_loader(_Reader("store", root, shape, n, verify), order, workers)[1])
+            close_all()
+    print(f"{'':14} CRC32 on read through a DataLoader x{workers} (epoch 2): {n / best[False]:,.0f} rec/s unchecked, "
+          f"{n / best[True]:,.0f} rec/s checked, cost {100 * (best[True] / best[False] - 1):+.1f}% (goal < 5%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000)
@@ -188,6 +202,7 @@ def main() -> None:
                     print(f"{'':14} {access:16} {label:22} store/npy = {rates['store'][e] / rates['npy'][e]:.1f}x "
                           f"(goal >= 5)   memmap/store = {rates['memmap'][e] / rates['store'][e]:.2f}x (goal <= 3)")
             crc_cost(root, args.records)
+            crc_cost_loader(root, shape, args.records, args.workers)
             print()
     finally:
         shutil.rmtree(base, ignore_errors=True)
