@@ -25,13 +25,14 @@ from lugpi_cli.data.samples import Dataset, Sample
 from lugpi_cli.data.snapshot import limit_dataset, load_snapshot
 from lugpi_cli.errors import UserError
 from lugpi_cli.evaluation import Predictions, classification_metrics, write_predictions
-from lugpi_cli.lineage import feature_keys, feature_source
+from lugpi_cli.lineage import feature_keys, feature_source, read_pointer
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL  # noqa: F401 - re-exported
 from lugpi_cli.runtime import process_info
 from lugpi_cli.training.data import Collator, TrainingData
 from lugpi_cli.training.loop import TrainConfig, fit, predict_outputs, seed_everything
 from lugpi_cli.training.objectives import ArmadaTeacherLoss, EmaObjective, MetaObjective, Objective
-from lugpi_cli.training.runs import Run, checked_run_name, completed_runs, find_run, multimodal_teachers, run_name
+from lugpi_cli.training.runs import Run, checked_run_name, find_run, run_name
+from lugpi_cli.training.teachers import FIELD_HINTS, cached_fields, default_teacher  # noqa: F401 - re-exported
 from lugpi_cli.training.specs import (  # noqa: F401 - re-exported: the specs and configs live torch-free
     MODALITIES,
     StudentSpec,
@@ -240,16 +241,6 @@ def train_teacher(store: Store, runs_dir: Path, ds: Dataset, spec: TeacherSpec, 
     return StageResult(the_run, "trained", metrics, output_fp)
 
 
-FIELD_HINTS = {
-    "logits_text": "train the teacher with --modality-dropout P (e.g. 0.3) so it also predicts from one modality",
-    "logits_image": "train the teacher with --modality-dropout P (e.g. 0.3) so it also predicts from one modality",
-    "logits_aux": "train an ARMADA teacher: lugpi train-teacher DATASET --arch armada --modality image "
-                  "--encoder vae-latent",
-    "manifold": "train an ARMADA teacher: lugpi train-teacher DATASET --arch armada --modality image "
-                "--encoder vae-latent",
-}
-
-
 def _prepare_loss(loss, student_dim: int, teacher_dim: int | None, num_labels: int) -> None:
     """Create a loss's trainable parts (aligners, heads, weight nets) before the optimizer is built."""
     import inspect
@@ -271,32 +262,6 @@ def _encoder_label(encoder: str) -> str:
 
 # -- the student ------------------------------------------------------------------------
 
-def cached_fields(config: dict[str, Any]) -> set[str]:
-    """What a teacher run caches per sample (``teacher_fields`` of its config.json, or derived for older runs)."""
-    if config.get("teacher_fields"):
-        return set(config["teacher_fields"])
-    return set(_teacher_fields(TeacherSpec(arch=config.get("arch") or "fusion",
-                                           modality_dropout=config.get("modality_dropout") or 0.0)))
-
-
-def default_teacher(runs_dir: Path, fields: Iterable[str] = ()) -> Run:
-    """The most recently completed teacher that caches every output in ``fields`` (what the chosen method
-    reads): a multimodal one (LUGPI's teacher) when there is one, else the most recent of any modality."""
-    runs = completed_runs(runs_dir, "teacher")
-    if not runs:
-        raise UserError(f"no completed teacher run in {runs_dir}",
-                        "Train one with `lugpi train-teacher DATASET --encoder clip`, or pass --teacher RUN; "
-                        "for the plain fine-tuned baseline use --alpha 0 --beta 0 with --dataset.")
-    needed = set(fields)
-    fitting = [r for r in runs if needed <= cached_fields(r.config())]
-    if not fitting:
-        lacking = sorted(needed - cached_fields(runs[-1].config()))
-        raise UserError(f"no completed teacher run in {runs_dir} caches {', '.join(sorted(needed))}, which this "
-                        "method reads", FIELD_HINTS.get(lacking[0] if lacking else "", "Pass --teacher RUN."))
-    multimodal = {r.name for r in multimodal_teachers(runs_dir)}
-    return ([r for r in fitting if r.name in multimodal] or fitting)[-1]
-
-
 def teacher_dataset(store: Store, teacher: Run) -> Dataset:
     """The exact data set (same samples, same --limit) a teacher run was trained on."""
     info = teacher.config()["dataset"]
@@ -312,7 +277,7 @@ def teacher_dataset(store: Store, teacher: Run) -> Dataset:
 
 def full_fingerprint_of(store: Store, info: dict[str, Any]) -> str:
     """The fingerprint of the full (un-limited) data set a run's ``dataset`` info refers to."""
-    pointer = store.get_meta("latest/dataset/" + info["name"].lower())
+    pointer = read_pointer(store, "dataset", info["name"])
     full = info.get("full_fingerprint") or (pointer or {}).get("fingerprint")
     if full is None:
         raise UserError(f"no snapshot of data set {info['name']!r} in this workspace")
