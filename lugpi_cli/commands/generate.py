@@ -8,6 +8,7 @@ from rich.table import Table
 
 from lugpi_cli import console, multinode, runtime
 from lugpi_cli.commands.options import DatasetArg, JsonFlag, params_options, stage_dataset_options
+from lugpi_cli.commands.stage_progress import stage_hooks
 from lugpi_cli.stages import generate
 
 SHOWN = ("samples", "distinct_prompts", "generated", "reused", "reused_similar", "truncated", "failed", "retried",
@@ -25,9 +26,8 @@ def generate_command(dataset: DatasetArg, params: dict | None = None, data_optio
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     p = generate.Params.from_mapping(params, dataset={"name": dataset, **data_options})
-    eta = "GPU time left" if runtime.resolve_device(p.device).type == "cuda" else "ETA"
-    with console.ProgressBar("generating", unit="img", eta_label=eta, kept="images stored") as bar:
-        result = generate.run(state.space, p, on_start=bar.start, on_batch=bar.advance)
+    with stage_hooks("generate", p) as hooks:
+        result = generate.run(state.space, p, **hooks)
     console.emit(result.to_json(), lambda out: render(out, result))
     error = generate.failure(result)
     if error is not None:

@@ -71,11 +71,13 @@ class ParamField:
 
     def coerce(self, value: Any, where: str) -> Any:
         """A value from the command line (typed by typer), a TOML table or a grid level, checked."""
-        if value is None and (self.nullable or self.default is None):
-            return None
         if self.meta.multiple:
+            if value is None:  # an unset repeatable flag
+                return ()
             items = value if isinstance(value, (list, tuple)) else [value]
             return tuple(self._one(item, where) for item in items)
+        if value is None and (self.nullable or self.default is None):
+            return None
         return self._one(value, where)
 
     def _one(self, value: Any, where: str) -> Any:
@@ -91,7 +93,8 @@ class ParamField:
         try:
             return option.parse(value) if isinstance(value, str) else option.check(value)
         except ValueError as exc:
-            raise UserError(f"{where}{self.key} must be {option.describe()} (got {value!r})",
+            reason = str(exc).rsplit(", got ", 1)[0]  # "expected an integer", "expected a finite number"
+            raise UserError(f"{where}{self.key}: {reason} (got {value!r})",
                             f"{self.key}: {self.meta.help}" if self.meta.help else None) from exc
 
 
