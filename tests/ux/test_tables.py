@@ -7,7 +7,7 @@ import json
 
 from rich.console import Console
 
-from lugpi_cli.commands.ablate import best_line
+from lugpi_cli.commands.training_common import best_line
 from lugpi_cli.commands.probe import probe_tables
 from lugpi_cli.commands.store import _config_summary
 from lugpi_cli.evaluation.compare import distinct_labels, run_label
