@@ -76,13 +76,15 @@ def _plan_step(recipe: Recipe, step: Step, params, ws, context: dict[str, Any]) 
         planned = stage.plan(ws, params, features=context.get("features", {}).get(label))
         if planned.run_name is not None:
             context.setdefault("teachers", {})[step.id] = planned.output_fingerprint
-        _count(context, planned.to_train)
+        _count(context, planned.to_train and planned.reads_text_model)
         return planned.status, planned.run_name
     if step.stage in ("student", "ablate"):
         ref = step.refs.get("teacher")
         teacher_fp = context.get("teachers", {}).get(ref) if ref else None
         if ref and teacher_fp is None:
             return "its teacher cannot be planned yet", None
+        if ref and params.dataset is None:  # the planned teacher's data set: the recipe's
+            params = params.replace(dataset=recipe.dataset)
         planned = stage.plan(ws, params, teacher_output_fingerprint=teacher_fp)
         _count(context, planned.to_train)
         return planned.status, planned.run_name
