@@ -23,7 +23,7 @@ from lugpi_cli.evaluation.compare import (
     write_text,
 )
 from lugpi_cli.evaluation.significance import DEFAULT_ALPHA, MARKER
-from lugpi_cli.training.runs import completed_runs, find_run
+from lugpi_cli.training.runs import completed_runs, find_run, find_runs
 
 
 def _fmt(value) -> str:
@@ -113,7 +113,7 @@ def evaluate_command(
 ) -> None:
     """Compare runs: metrics, McNemar / Cochran's Q significance, teacher-student agreement."""
     state = console.use_json(json_out)
-    chosen = [find_run(state.runs_path, r) for r in runs] if runs else completed_runs(state.runs_path)
+    chosen = find_runs(state.runs_path, runs) if runs else completed_runs(state.runs_path)
     base = find_run(state.runs_path, baseline) if baseline else None
     comparison = compare_runs(chosen, split=split, baseline=base, alpha_level=alpha_level, runs_dir=state.runs_path)
     if paper is not None:
