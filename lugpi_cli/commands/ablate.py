@@ -27,6 +27,7 @@ from lugpi_cli.commands.training_common import dataset_and_request
 from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.errors import UserError
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
+from lugpi_cli.multinode import open_training_store
 from lugpi_cli.training.runs import find_run
 from lugpi_store import fingerprint
 
@@ -129,7 +130,7 @@ def ablate_command(
     needs_teacher = any(loss.requires_teacher for loss in losses)
     read = set().union(*(loss.teacher_fields for loss in losses if loss.requires_teacher))
 
-    store = state.open_store(create=True)
+    store = open_training_store(state)  # multi-node: read-only except on rank 0
     teacher = teacher or section.get("teacher")
     dataset = dataset or section.get("dataset")
     teacher_run = find_run(state.runs_path, teacher) if teacher else None

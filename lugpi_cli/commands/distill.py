@@ -24,6 +24,7 @@ from lugpi_cli.data.snapshot import DatasetRequest, limit_dataset
 from lugpi_cli.errors import UserError
 from lugpi_cli.loss_specs import option_tables as method_options
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
+from lugpi_cli.multinode import open_training_store
 from lugpi_cli.training.runs import find_run
 
 
@@ -123,7 +124,7 @@ def distill_command(
                                     **method_flags}, option or [])
     loss = build_loss(method, **options)
     needs_teacher = loss.requires_teacher
-    store = state.open_store(create=True)
+    store = open_training_store(state)  # multi-node: read-only except on rank 0
     teacher_run = find_run(state.runs_path, teacher) if teacher else None
     if teacher_run is not None and teacher_run.config().get("kind") != "teacher":
         raise UserError(f"{teacher_run.name} is not a teacher run", "Pass a run made by `lugpi train-teacher`.")

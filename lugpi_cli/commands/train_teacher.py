@@ -22,6 +22,7 @@ from lugpi_cli.commands.training_common import (
 )
 from lugpi_cli.data.snapshot import DatasetRequest
 from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
+from lugpi_cli.multinode import open_training_store
 
 
 def train_teacher_command(
@@ -63,7 +64,7 @@ def train_teacher_command(
 
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
-    store = state.open_store(create=True)
+    store = open_training_store(state)  # multi-node: read-only except on rank 0
     request = DatasetRequest(dataset, **data_options)
     ds, described = dataset_and_request(request, store)
     spec = TeacherSpec(modality=teacher_modality(modality, arch), text_model=text_model, encoder=encoder, init=init,

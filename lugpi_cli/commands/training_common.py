@@ -11,11 +11,11 @@ from rich.table import Table
 
 from lugpi_cli import console
 from lugpi_cli.progress import RESUME
+from lugpi_cli.multinode import resolve_training_dataset
 from lugpi_cli.data.snapshot import (
     DatasetRequest,
     describe_request,
     limit_dataset,
-    resolve_dataset,
 )
 
 if TYPE_CHECKING:  # the stages import torch: only the commands' work paths load them
@@ -33,7 +33,7 @@ def resolve_workers(workers: int, device: str) -> int:
 
 def dataset_and_request(request: DatasetRequest, store) -> tuple[Any, dict[str, Any]]:
     """The (limited) data set and a JSON description that lets later stages find it again."""
-    full = resolve_dataset(replace(request, limit=None), store)
+    full = resolve_training_dataset(replace(request, limit=None), store)  # multi-node: rank 0 writes
     ds = limit_dataset(full, request.limit)
     origin = {"origin": full.origin} if full.origin else {}  # a Hugging Face data set's id, revision, fingerprints
     return ds, {**describe_request(request), "full_fingerprint": full.fingerprint(), **origin}
