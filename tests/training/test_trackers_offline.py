@@ -95,6 +95,7 @@ def test_mlflow_local_database_holds_the_logged_metrics(cli, workspace, table, t
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # offline: no usage reports, no ~/.config/mlflow
     monkeypatch.chdir(tmp_path)  # the run must not land in ./mlflow.db (mlflow's own default)
     out = _distill(cli, table, text_args, "mlflow")
     database = workspace / "tracking" / "mlflow.db"
