@@ -45,6 +45,11 @@ class State:
     def runs_path(self) -> Path:
         return self.space.runs_path
 
+    @property
+    def opened(self) -> list:
+        """The stores this command writes (flushed when it succeeds)."""
+        return self.space.opened
+
     def open_store(self, *, create: bool = False):
         """The workspace's feature store (see :meth:`lugpi_cli.workspace.Workspace.open_store`)."""
         return self.space.open_store(create=create)

@@ -134,7 +134,8 @@ def execute(recipe: Recipe, ws, *, progress: Progress | None = None, log: Callab
         line = command_line(recipe, step, params)
         if log is not None:
             log(f"[{step.stage}{'' if step.id == step.stage else ' ' + step.id}] {line}")
-        console.push_invocation(shlex.split(line)[1:])  # recorded in run configs and model cards
+        # recorded in run configs and model cards: the command that does this step alone
+        console.push_invocation(["--workspace", str(ws.root), *shlex.split(line)[1:]])
         try:
             with recipe_hints(recipe), \
                     (progress(step, params) if progress is not None else contextlib.nullcontext({})) as hooks:

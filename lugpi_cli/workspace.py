@@ -73,6 +73,13 @@ class Workspace:
         self.opened.append(store)
         return store
 
+    def open_training_store(self) -> Store:
+        """The store a training stage uses: writable, except on the ranks other than global rank 0 of a
+        multi-node launch, which read it without LMDB's lock table (:func:`lugpi_cli.multinode.open_training_store`)."""
+        from lugpi_cli.multinode import open_training_store
+
+        return open_training_store(self)
+
     def existing_store(self) -> Store | None:
         """The store if it exists (plans and read-only lookups), else None."""
         store = self.open_store()
@@ -123,6 +130,12 @@ class Workspace:
         from lugpi_cli.training.runs import find_run
 
         return find_run(self.runs_path, name_or_path)
+
+    def find_runs(self, names) -> list[Run]:
+        """Runs by name, path or glob (relative to the current directory, the workspace or its ``runs/``)."""
+        from lugpi_cli.training.runs import find_runs
+
+        return find_runs(self.runs_path, list(names))
 
     def completed_runs(self, kind: str | None = None) -> list[Run]:
         from lugpi_cli.training.runs import completed_runs

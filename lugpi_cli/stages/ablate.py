@@ -275,7 +275,7 @@ def _dataset(ws: Workspace, cell):
     from lugpi_cli.stages.data import dataset_and_request
     from lugpi_cli.stages.runs import teacher_dataset
 
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     if cell.dataset is not None:
         return dataset_and_request(cell.dataset, store)[0]
     return limit_dataset(teacher_dataset(store, ws.find_run(cell.teacher)), cell.limit)

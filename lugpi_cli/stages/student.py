@@ -200,7 +200,7 @@ def run(ws: Workspace, params: Params, hooks: Hooks | None = None) -> StageResul
     # 1. resolve: the device, the loss (built once), the store, the teacher and the data set
     runtime.resolve_device(params.device)
     loss = build_loss(params.method, **dict(params.loss))
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     teacher, ds, described = _teacher_and_dataset(ws, params, loss.teacher_fields, store)
     cfg = dataclasses.replace(params.train_config(), project=params.project)
     return train(store, ws.runs_path, ds, params.spec(), loss, cfg, teacher=teacher,

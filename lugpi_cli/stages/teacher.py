@@ -117,7 +117,7 @@ def run(ws: Workspace, params: Params, hooks: Hooks | None = None) -> StageResul
 
     # 1. resolve: the device, the store this run writes, the data set
     runtime.resolve_device(params.device)
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     ds, described = dataset_and_request(params.dataset, store)
     return train(store, ws.runs_path, ds, params.spec(), params.train_config(), dataset_request=described,
                  run=params.run, force=params.force, device=params.device, hooks=hooks)
