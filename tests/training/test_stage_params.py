@@ -105,3 +105,31 @@ def test_cli_mapping_and_grid_cell_give_one_run_name(planned, monkeypatch, metho
     assert student.plan(ws, other, teacher_output_fingerprint=teacher_fp).run_name not in names
     plan = ablate.plan(ws, grid, teacher_output_fingerprint=teacher_fp)
     assert (plan.status, plan.to_train, plan.run_name) == ("0 of 4 cells done, 4 to train", 4, None)
+
+
+def test_train_teacher_command_line_and_mapping_give_one_run_name(planned, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lugpi_cli.app import app
+
+    ws, _, text_model = planned
+    seen = []
+
+    def capture(ws, params, hooks=None):
+        seen.append(params)
+        raise UserError("stopped by the test")
+
+    monkeypatch.setattr(teacher, "run", capture)
+    result = CliRunner().invoke(app, ["train-teacher", "films.csv", "--text-col", "text", "--label-col", "label",
+                                      "--modality", "text", "--text-model", text_model, "--epochs", "2",
+                                      "--lr", "1e-4"])
+    assert result.exit_code == 1 and len(seen) == 1, result.output
+    mapping = teacher.Params.from_mapping({"modality": "text", "text_model": text_model, "epochs": 2, "lr": 1e-4},
+                                          dataset=DATASET)
+    by_cli, by_mapping = teacher.plan(ws, seen[0]), teacher.plan(ws, mapping)
+    assert by_cli.run_name == by_mapping.run_name and by_cli.run_name.startswith("teacher-films-")
+    assert by_cli.output_fingerprint == by_mapping.output_fingerprint
+    assert (by_cli.status, by_cli.to_train) == ("to train", True)
+    assert teacher.plan(ws, mapping.replace(lr=5e-5)).run_name != by_cli.run_name
+    clip = teacher.Params.from_mapping({"text_model": text_model}, dataset=DATASET)
+    assert teacher.plan(ws, clip).status == "needs 'clip' features (no embed stage for them): cannot plan"
