@@ -138,6 +138,7 @@ Params = dataclasses.make_dataclass(
 class Plan:
     status: str
     run_name: str | None
+    reads_text_model: bool = True  # as the teacher's Plan: a student always fine-tunes a text model
 
     @property
     def to_train(self) -> bool:
