@@ -133,3 +133,10 @@ def test_train_teacher_command_line_and_mapping_give_one_run_name(planned, monke
     assert teacher.plan(ws, mapping.replace(lr=5e-5)).run_name != by_cli.run_name
     clip = teacher.Params.from_mapping({"text_model": text_model}, dataset=DATASET)
     assert teacher.plan(ws, clip).status == "needs 'clip' features (no embed stage for them): cannot plan"
+
+
+def test_limit_without_dataset_limits_the_teachers_data_set(monkeypatch):
+    p = _cli_params(monkeypatch, "--limit", "5", "--teacher", "t", "--lam", "0.3", "--method", "kd")
+    assert (p.dataset, p.limit, p.data_limit, p.teacher, p.loss) == (None, 5, 5, "t", (("lam", 0.3),))
+    named = _cli_params(monkeypatch, "--dataset", "films.csv", "--limit", "7")
+    assert (named.dataset.name, named.dataset.limit, named.limit, named.data_limit) == ("films.csv", 7, None, 7)
