@@ -228,10 +228,10 @@ class Result:
 
 
 def run(ws: Workspace, params: Params, on_cell: Callable[[int, dict[str, Any]], None] | None = None, *,
-        on_start: Callable[[int, Path], None] | None = None, verbose: int = 0) -> Result:
+        on_start: Callable[[int, Path, list[str]], None] | None = None, verbose: int = 0) -> Result:
     """Run (or reuse) every cell, writing the results after each; analyse the grid.
 
-    ``on_start(cells, out_dir)`` before the first cell, ``on_cell(index, row)`` after each.
+    ``on_start(cells, out_dir, factors)`` before the first cell, ``on_cell(index, row)`` after each.
     """
     from lugpi_cli.ablation.analysis import analyse, write_analysis, write_results
     from lugpi_cli.ablation.runner import run_grid
@@ -259,11 +259,11 @@ def run(ws: Workspace, params: Params, on_cell: Callable[[int, dict[str, Any]], 
         if on_cell is not None:
             on_cell(i, row)
 
+    factors = list(grid.levels)
     if on_start is not None:
-        on_start(len(cells), out_dir)
+        on_start(len(cells), out_dir, factors)
     run_grid(ws, grid.cells, cells, jobs=grid.jobs, verbose=verbose, on_result=done)
     # 3. analyse: mean ± std per setting, the best on validation, ANOVA, heatmap
-    factors = list(grid.levels)
     analysis = analyse(rows, factors)
     files = write_analysis(out_dir, analysis, rows)
     return Result(out_dir, header, rows, analysis, files, factors)

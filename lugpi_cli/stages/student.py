@@ -138,6 +138,7 @@ Params = dataclasses.make_dataclass(
 class Plan:
     status: str
     run_name: str | None
+    reads_text_model: bool = True  # as the teacher's Plan: a student always fine-tunes a text model
 
     @property
     def to_train(self) -> bool:
@@ -156,6 +157,9 @@ def plan(ws: Workspace, params: Params, teacher_output_fingerprint: str | None =
 
     hparams, fields = resolve_loss(params.method, dict(params.loss))
     if teacher_output_fingerprint is not None:
+        if params.dataset is None:
+            raise UserError("a student of a teacher that is only planned needs its data set",
+                            "Pass the teacher's data set: student.plan(ws, params with dataset=..., fingerprint).")
         ds, teacher_fp = limit_dataset(planned_dataset(ws, params.dataset), params.limit), teacher_output_fingerprint
     else:
         teacher, ds, _ = _teacher_and_dataset(ws, params, fields, ws.existing_store(), planned=True)
