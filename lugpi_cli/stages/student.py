@@ -307,7 +307,7 @@ def _build(store, ds, spec: StudentSpec, loss, cfg, splits, teacher_keys):
     from lugpi_cli.training.data import Collator, TrainingData
     from lugpi_cli.training.loop import seed_everything
     from lugpi_cli.training.objectives import ObjectiveSetting
-    from lugpi_cli.training.stages import tokenizer_for
+    from lugpi_cli.training.lifecycle import tokenizer_for
 
     tokenizer = tokenizer_for(spec.text_model, cfg.max_length)
     seed_everything(cfg.seed)  # --seed decides the head's (and --init xavier's) initial weights

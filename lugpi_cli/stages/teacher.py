@@ -209,7 +209,7 @@ def _data(store, ds, spec: TeacherSpec, features):
     """The splits and ``data_for(samples)``; refuses samples of any split without features."""
     from lugpi_cli.lineage import feature_keys
     from lugpi_cli.training.data import TrainingData
-    from lugpi_cli.training.stages import split_samples
+    from lugpi_cli.training.lifecycle import split_samples
 
     splits = split_samples(ds)
     if not splits["train"] or not splits["validation"]:
@@ -240,7 +240,7 @@ def _build(ds, spec: TeacherSpec, cfg, train_data):
     from lugpi_cli.training.data import Collator
     from lugpi_cli.training.loop import seed_everything
     from lugpi_cli.training.objectives import ArmadaTeacherLoss, Objective
-    from lugpi_cli.training.stages import tokenizer_for
+    from lugpi_cli.training.lifecycle import tokenizer_for
 
     uses_text = spec.modality in ("both", "text")
     image_dim = int(np.atleast_2d(train_data[0]["image"]).shape[-1]) if spec.modality != "text" else None
@@ -257,7 +257,7 @@ def _build(ds, spec: TeacherSpec, cfg, train_data):
 def _write(store, run, ds, splits, model, collate, cfg, data_for, spec: TeacherSpec, output_fp: str,
            config: dict[str, Any]) -> dict[str, Any]:
     from lugpi_cli.training.recache import write_outputs
-    from lugpi_cli.training.stages import write_outputs as predictions
+    from lugpi_cli.training.lifecycle import write_outputs as predictions
 
     device = next(model.parameters()).device
     metrics, outputs = predictions(run, ds, splits, model, collate, cfg, device, data_for,
