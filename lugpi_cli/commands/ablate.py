@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import JsonFlag, params_options, stage_dataset_options
+from lugpi_cli.commands.stage_progress import stage_hooks
 from lugpi_cli.stages import ablate
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Data set for grids that need no teacher.")]
@@ -29,22 +29,8 @@ def ablate_command(dataset: DatasetOpt = None, params: dict | None = None, data_
     runtime.quiet_libraries(state.verbose)
     values = {**params, "limit": data_options["limit"]} if dataset is None else params
     p = ablate.Params.from_mapping(values, dataset={"name": dataset, **data_options} if dataset else None)
-    bar = console.ProgressBar("cells", unit="cell")
-    factors: list[str] = []
-
-    def start(cells: int, out_dir: Path, names: list[str]) -> None:
-        factors.extend(names)
-        bar.kept = f"grid cells finished (in {out_dir / 'results.csv'})"
-        bar.start(cells)
-
-    def done(i: int, row: dict[str, Any]) -> None:
-        shown = " ".join(f"{k}={row[k]}" for k in factors)
-        bar.log(f"{shown} seed={row['seed']}: {row['status']}, validation {row['validation_accuracy']:.4f}, "
-                f"test {row['test_accuracy']:.4f}")
-        bar.advance(1)
-
-    with bar:
-        result = ablate.run(state.space, p, on_cell=done, on_start=start, verbose=state.verbose)
+    with stage_hooks("ablate", p) as hooks:
+        result = ablate.run(state.space, p, **hooks)
 
     def render(out: Console) -> None:
         shown = result.to_json()

@@ -8,8 +8,8 @@ import typer
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import JsonFlag, params_options, stage_dataset_options
+from lugpi_cli.commands.stage_progress import stage_hooks
 from lugpi_cli.stages import student
-from lugpi_cli.stages.student import flag_values, loss_options, method_defaults, method_flag_table  # noqa: F401
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Data set, when no teacher is used (default: "
                                                    "the teacher's).")]
@@ -24,14 +24,13 @@ def distill_command(dataset: DatasetOpt = None, params: dict | None = None, data
     fine-tuned baseline and needs no teacher.
     """
     from lugpi_cli.commands.training_common import emit_stage
-    from lugpi_cli.progress import TrainingProgress
 
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     values, named = student_mapping(dataset, params, data_options)
     p = student.Params.from_mapping(values, dataset=named)
-    with TrainingProgress(p) as hooks:
-        result = student.run(state.space, p, hooks)
+    with stage_hooks("student", p) as hooks:
+        result = student.run(state.space, p, **hooks)
     emit_stage(result)
 
 

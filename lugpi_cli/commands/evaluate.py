@@ -9,7 +9,7 @@ from rich.console import Console
 
 from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag, params_options
-from lugpi_cli.reports.tables import render_comparison, render_json_table  # noqa: F401 - `lugpi run` prints one
+from lugpi_cli.reports.tables import render_comparison
 from lugpi_cli.stages import evaluate
 
 

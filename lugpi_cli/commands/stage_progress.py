@@ -1,7 +1,8 @@
 """The progress a stage shows while it runs (the same bars from its command and from `lugpi run`).
 
 :func:`stage_hooks` is a context manager yielding the keyword arguments the stage's ``run`` takes for its
-progress (``on_start``/``on_batch`` for generate and embed, ``hooks`` for training).
+progress (``on_start``/``on_batch`` for generate and embed, ``hooks`` for training, ``on_start``/``on_cell`` for an
+ablation's cells).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ def stage_hooks(stage: str, params: Any) -> Iterator[dict[str, Any]]:
     if stage in ("generate", "embed"):
         with _image_bar(stage, params) as bar:
             yield {"on_start": bar.start, "on_batch": bar.advance}
+    elif stage == "ablate":
+        with _cells_bar() as hooks:
+            yield hooks
     elif stage in ("teacher", "student"):
         from lugpi_cli.progress import TrainingProgress
 
@@ -33,3 +37,24 @@ def _image_bar(stage: str, params: Any):
 
     eta = "GPU time left" if runtime.resolve_device(params.device).type == "cuda" else "ETA"
     return console.ProgressBar("generating", unit="img", eta_label=eta, kept="images stored")
+
+
+@contextlib.contextmanager
+def _cells_bar() -> Iterator[dict[str, Any]]:
+    """An ablation's bar: one step per cell, a log line with each cell's factors and scores."""
+    bar = console.ProgressBar("cells", unit="cell")
+    factors: list[str] = []
+
+    def start(cells: int, out_dir: Any, names: list[str]) -> None:
+        factors.extend(names)
+        bar.kept = f"grid cells finished (in {out_dir / 'results.csv'})"
+        bar.start(cells)
+
+    def done(i: int, row: dict[str, Any]) -> None:
+        shown = " ".join(f"{k}={row[k]}" for k in factors)
+        bar.log(f"{shown} seed={row['seed']}: {row['status']}, validation {row['validation_accuracy']:.4f}, "
+                f"test {row['test_accuracy']:.4f}")
+        bar.advance(1)
+
+    with bar:
+        yield {"on_cell": done, "on_start": start, "verbose": console.state().verbose}

@@ -6,6 +6,7 @@ import typer
 
 from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import DatasetArg, JsonFlag, params_options, stage_dataset_options
+from lugpi_cli.commands.stage_progress import stage_hooks
 from lugpi_cli.stages import teacher
 
 
@@ -19,13 +20,12 @@ def train_teacher_command(dataset: DatasetArg, params: dict | None = None, data_
     over every split and its logits and e_T are written to the store.
     """
     from lugpi_cli.commands.training_common import emit_stage
-    from lugpi_cli.progress import TrainingProgress
 
     state = console.use_json(json_out)
     runtime.quiet_libraries(state.verbose)
     p = teacher.Params.from_mapping(params, dataset={"name": dataset, **data_options})
-    with TrainingProgress(p) as hooks:
-        result = teacher.run(state.space, p, hooks)
+    with stage_hooks("teacher", p) as hooks:
+        result = teacher.run(state.space, p, **hooks)
     emit_stage(result)
 
 

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console
-from lugpi_cli.stages.common import resolve_workers  # noqa: F401 - the name commands/options.py and embed.py import
 
 if TYPE_CHECKING:
     from lugpi_cli.stages.runs import StageResult

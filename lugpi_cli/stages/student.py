@@ -216,7 +216,7 @@ def train(store, runs_dir, ds, spec: StudentSpec, loss, cfg, *, teacher, dataset
           ) -> StageResult:
     """The student of a loaded data set: check -> plan -> open the run -> build -> fit -> write outputs."""
     from lugpi_cli.runtime import process_info
-    from lugpi_cli.training import stages as fitting
+    from lugpi_cli.training import lifecycle as fitting
     from lugpi_cli.training.runs import Run, checked_run_name, run_name
     from lugpi_store import fingerprint
 

@@ -128,7 +128,7 @@ def train(store, runs_dir: Path, ds, spec: TeacherSpec, cfg, *, dataset_request:
           ) -> StageResult:
     """The teacher of a loaded data set: check -> plan -> open the run -> build -> fit -> write outputs."""
     from lugpi_cli.runtime import process_info
-    from lugpi_cli.training import stages as fitting
+    from lugpi_cli.training import lifecycle as fitting
     from lugpi_cli.training.runs import Run, checked_run_name, run_name
 
     # 2. check: the spec, the training config, the features and the text model it reads
@@ -180,7 +180,7 @@ def _features(store, ds, spec: TeacherSpec) -> dict[str, Any] | None:
 
 def _reuse(store, run, ds, cfg, device: str, force: bool, config: dict[str, Any]) -> StageResult | None:
     from lugpi_cli.runtime import process_info
-    from lugpi_cli.training import stages as fitting
+    from lugpi_cli.training import lifecycle as fitting
     from lugpi_cli.training.recache import missing_outputs, recache_teacher
 
     reused = fitting.existing_run(run, force, config)

@@ -92,7 +92,7 @@ def test_help_of_every_command_imports_no_heavy_library(env, tmp_path):
     assert report["exit_codes"] == [0] * len(paths), stderr
     assert_not_imported(report, HEAVY)
     # distill's per-method flags, built from the torch-free option tables, are all there
-    from lugpi_cli.commands.distill import method_flag_table
+    from lugpi_cli.stages.student import method_flag_table
 
     for key in method_flag_table():
         assert "--" + key.replace("_", "-") in stdout

@@ -22,7 +22,7 @@ def test_demo_end_to_end_and_again(cli, workspace, monkeypatch):
     # the second run: no diffusion, no encoder forward, no training
     from lugpi_cli.encoders import embedder
     from lugpi_cli.generation import runner
-    from lugpi_cli.training import stages
+    from lugpi_cli.training import lifecycle as stages
 
     calls = {"pipeline": 0, "encode": 0, "fit": 0}
 

@@ -115,7 +115,7 @@ def test_ema_teacher_is_the_closed_form_average(tiny_models):
 
 
 def test_help_gives_each_methods_default():
-    from lugpi_cli.commands.distill import method_defaults
+    from lugpi_cli.stages.student import method_defaults
     from lugpi_cli.losses import LOSSES
 
     assert method_defaults("gamma") == f"armada {LOSSES['armada'].options['gamma'].default}, " \
