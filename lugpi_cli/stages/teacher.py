@@ -186,8 +186,10 @@ def _reuse(store, run, ds, cfg, device: str, force: bool, config: dict[str, Any]
     reused = fitting.existing_run(run, force, config)
     if reused is None:
         return None
+    if not process_info().is_main:  # rank 0 alone checks and re-caches: the others must not read while it writes
+        return reused
     missing = missing_outputs(store, run, ds)  # e.g. dropped by `store gc`: re-cached, not retrained
-    if missing and process_info().is_main:
+    if missing:
         with fitting.guard(run):
             return recache_teacher(store, run, ds, cfg, device, missing)
     return reused
