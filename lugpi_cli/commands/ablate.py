@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import JsonFlag, params_options, stage_dataset_options
-from lugpi_cli.commands.stage_progress import stage_hooks
+from lugpi_cli.commands.distill import student_mapping
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import ablate
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Data set for grids that need no teacher.")]
@@ -23,23 +23,18 @@ def ablate_command(dataset: DatasetOpt = None, params: dict | None = None, data_
     where it stopped and a cell already run by hand is reused. Teacher outputs
     and features come from the store: no cell generates, embeds or runs a teacher.
     """
+    values, named = student_mapping(dataset, params, data_options)
+    call_stage(ablate, values, json_out=json_out, dataset=named, render=render)
+
+
+def render(out: Console, result: ablate.Result) -> None:
     from lugpi_cli.commands.training_common import render_analysis
 
-    state = console.use_json(json_out)
-    runtime.quiet_libraries(state.verbose)
-    values = {**params, "limit": data_options["limit"]} if dataset is None else params
-    p = ablate.Params.from_mapping(values, dataset={"name": dataset, **data_options} if dataset else None)
-    with stage_hooks("ablate", p) as hooks:
-        result = ablate.run(state.space, p, **hooks)
-
-    def render(out: Console) -> None:
-        shown = result.to_json()
-        render_analysis(out, result.analysis, result.factors)
-        out.print(f"{shown['trained']} cell(s) trained, {shown['reused']} reused.  Files in {result.out_dir}:")
-        for path in shown["files"]:
-            out.print(f"  {path}")
-
-    console.emit(result.to_json(), render)
+    shown = result.to_json()
+    render_analysis(out, result.analysis, result.factors)
+    out.print(f"{shown['trained']} cell(s) trained, {shown['reused']} reused.  Files in {result.out_dir}:")
+    for path in shown["files"]:
+        out.print(f"  {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import JsonFlag, params_options, stage_dataset_options
-from lugpi_cli.commands.stage_progress import stage_hooks
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import student
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Data set, when no teacher is used (default: "
@@ -25,17 +24,13 @@ def distill_command(dataset: DatasetOpt = None, params: dict | None = None, data
     """
     from lugpi_cli.commands.training_common import emit_stage
 
-    state = console.use_json(json_out)
-    runtime.quiet_libraries(state.verbose)
     values, named = student_mapping(dataset, params, data_options)
-    p = student.Params.from_mapping(values, dataset=named)
-    with stage_hooks("student", p) as hooks:
-        result = student.run(state.space, p, **hooks)
-    emit_stage(result)
+    call_stage(student, values, json_out=json_out, dataset=named, emit=emit_stage)
 
 
 def student_mapping(dataset: str | None, params: dict, data_options: dict) -> tuple[dict, dict | None]:
-    """The parameters and the data set of ``--dataset NAME`` (``--limit`` also limits the teacher's data set)."""
+    """The parameters and the data set of ``--dataset NAME`` (``--limit`` also limits the teacher's data set);
+    ``distill`` and ``ablate`` share it."""
     if dataset is None:
         return {**params, "limit": data_options["limit"]}, None
     return params, {"name": dataset, **data_options}

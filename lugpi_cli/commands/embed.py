@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from lugpi_cli import console, multinode, runtime
+from lugpi_cli import multinode
 from lugpi_cli.commands.options import DatasetArg, JsonFlag, params_options, stage_dataset_options
-from lugpi_cli.commands.stage_progress import stage_hooks
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import embed
 
 
@@ -19,15 +19,7 @@ def embed_command(dataset: DatasetArg, params: dict | None = None, data_options:
     first, float16) and its pooled vector. Images shared by several samples are
     encoded once; a re-run embeds nothing; an interrupted run resumes.
     """
-    state = console.use_json(json_out)
-    runtime.quiet_libraries(state.verbose)
-    p = embed.Params.from_mapping(params, dataset={"name": dataset, **data_options})
-    with stage_hooks("embed", p) as hooks:
-        result = embed.run(state.space, p, **hooks)
-    console.emit(result.to_json(), lambda out: render(out, result))
-    error = embed.failure(result)
-    if error is not None:
-        raise error
+    call_stage(embed, params, json_out=json_out, dataset={"name": dataset, **data_options}, render=render)
 
 
 def render(out: Console, result: embed.Result) -> None:

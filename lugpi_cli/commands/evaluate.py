@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag, params_options
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.reports.tables import render_comparison
 from lugpi_cli.stages import evaluate
 
@@ -21,16 +21,13 @@ def evaluate_command(
     json_out: JsonFlag = False,
 ) -> None:
     """Compare runs: metrics, McNemar / Cochran's Q significance, teacher-student agreement."""
-    state = console.use_json(json_out)
-    result = evaluate.run(state.space, evaluate.Params.from_mapping({**params, "runs": runs or ()}))
-
-    def render(out: Console) -> None:
+    def render(out: Console, result: evaluate.Result) -> None:
         if markdown:
             out.print(result.comparison.to_markdown(), markup=False, highlight=False, soft_wrap=True)
         else:
             render_comparison(result.comparison, out)
 
-    console.emit(result.to_json(), render)
+    call_stage(evaluate, {**params, "runs": runs or ()}, json_out=json_out, render=render)
 
 
 def register(app: typer.Typer) -> None:

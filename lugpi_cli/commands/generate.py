@@ -6,9 +6,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lugpi_cli import console, multinode, runtime
+from lugpi_cli import multinode
 from lugpi_cli.commands.options import DatasetArg, JsonFlag, params_options, stage_dataset_options
-from lugpi_cli.commands.stage_progress import stage_hooks
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import generate
 
 SHOWN = ("samples", "distinct_prompts", "generated", "reused", "reused_similar", "truncated", "failed", "retried",
@@ -23,15 +23,7 @@ def generate_command(dataset: DatasetArg, params: dict | None = None, data_optio
     Identical prompts are drawn once; images already in the store are reused; an
     interrupted run resumes where it stopped.
     """
-    state = console.use_json(json_out)
-    runtime.quiet_libraries(state.verbose)
-    p = generate.Params.from_mapping(params, dataset={"name": dataset, **data_options})
-    with stage_hooks("generate", p) as hooks:
-        result = generate.run(state.space, p, **hooks)
-    console.emit(result.to_json(), lambda out: render(out, result))
-    error = generate.failure(result)
-    if error is not None:
-        raise error
+    call_stage(generate, params, json_out=json_out, dataset={"name": dataset, **data_options}, render=render)
 
 
 def render(out: Console, result: generate.Result) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag, params_options
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import report
 
 
@@ -17,16 +17,14 @@ def report_command(params: dict | None = None, json_out: JsonFlag = False) -> No
     generated images (PNG contact sheet + HTML); teacher and student
     probability densities per class; the ablation heatmap.
     """
-    state = console.use_json(json_out)
-    result = report.run(state.space, report.Params.from_mapping(params))
+    call_stage(report, params, json_out=json_out, render=render)
 
-    def render(out: Console) -> None:
-        r = result.report
-        out.print(f"Report of {result.teacher} vs {result.baseline}: {r.panels} example(s) ({r.selection}).")
-        for name, path in r.files.items():
-            out.print(f"  {name:16} {path}")
 
-    console.emit(result.to_json(), render)
+def render(out: Console, result: report.Result) -> None:
+    r = result.report
+    out.print(f"Report of {result.teacher} vs {result.baseline}: {r.panels} example(s) ({r.selection}).")
+    for name, path in r.files.items():
+        out.print(f"  {name:16} {path}")
 
 
 def register(app: typer.Typer) -> None:

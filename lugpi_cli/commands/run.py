@@ -47,7 +47,7 @@ def stage_progress(outer=None):
     """Each recipe step's progress: the bars its command shows (``outer`` advances once per step)."""
     @contextlib.contextmanager
     def progress(step, params):
-        from lugpi_cli.commands.stage_progress import stage_hooks
+        from lugpi_cli.commands.stage_call import stage_hooks
 
         with stage_hooks(step.stage, params) as hooks:
             yield hooks

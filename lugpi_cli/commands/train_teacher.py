@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from lugpi_cli import console, runtime
 from lugpi_cli.commands.options import DatasetArg, JsonFlag, params_options, stage_dataset_options
-from lugpi_cli.commands.stage_progress import stage_hooks
+from lugpi_cli.commands.stage_call import call_stage
 from lugpi_cli.stages import teacher
 
 
@@ -21,12 +20,7 @@ def train_teacher_command(dataset: DatasetArg, params: dict | None = None, data_
     """
     from lugpi_cli.commands.training_common import emit_stage
 
-    state = console.use_json(json_out)
-    runtime.quiet_libraries(state.verbose)
-    p = teacher.Params.from_mapping(params, dataset={"name": dataset, **data_options})
-    with stage_hooks("teacher", p) as hooks:
-        result = teacher.run(state.space, p, **hooks)
-    emit_stage(result)
+    call_stage(teacher, params, json_out=json_out, dataset={"name": dataset, **data_options}, emit=emit_stage)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Plots written as PNG files (matplotlib's Agg backend: no display needed).
 
-Layout rules every figure here keeps (checked by ``tests/ux/test_figures.py``):
+Layout rules every figure here keeps (checked by ``tests/reports/test_figures.py``):
 at most :data:`MAX_COLUMNS` panels per row, a bounded size (:data:`MAX_INCHES`
 at :data:`DPI`), titles that fit their panel and never leave the figure, and
 legends outside the plotted data. Accuracies are shown in percent everywhere —

@@ -10,7 +10,7 @@ import pytest
 from lugpi_cli.errors import UserError
 from lugpi_cli.training.runs import find_runs
 
-from .test_evaluate_cli import make_run
+from tests.commands.test_evaluate import make_run
 
 
 @pytest.fixture

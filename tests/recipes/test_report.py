@@ -14,7 +14,7 @@ from lugpi_cli.lineage import ImageSource
 from lugpi_cli.reports.report import COLUMNS, PANEL
 from lugpi_store import Store, encode_image, fingerprint
 
-from ..evaluation.test_evaluate_cli import N, make_run
+from tests.commands.test_evaluate import N, make_run
 
 
 def _world(workspace, right_wrong: int):

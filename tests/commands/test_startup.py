@@ -1,6 +1,6 @@
 """Fast start: the app, every ``--help`` and the light commands leave the heavy libraries unimported.
 
-Each check runs in a fresh interpreter (``tests/cli/import_trace.py``), which records, for the
+Each check runs in a fresh interpreter (``tests/commands/import_trace.py``), which records, for the
 first import of each watched library, the modules and lugpi functions that led to it, so a
 failure names the module and line at fault (for example ``lugpi_cli.commands.ablate:14 ->
 lugpi_cli.ablation.grid:19 -> lugpi_cli.losses:10``). The loss option tables that ``distill``'s
@@ -133,7 +133,7 @@ def test_evaluate_imports_no_model_library(env, tmp_path):
     """evaluate loads scipy and statsmodels for its tests, never torch or transformers."""
     import numpy as np
 
-    from tests.evaluation.test_evaluate_cli import N, make_run
+    from tests.commands.test_evaluate import N, make_run
 
     ws = tmp_path / "ws"
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Run ``lugpi`` commands in this process and record who first imports each heavy library.
 
-Used by ``tests/cli/test_startup.py`` in a fresh interpreter (``python tests/cli/import_trace.py``),
+Used by ``tests/commands/test_startup.py`` in a fresh interpreter (``python tests/commands/import_trace.py``),
 so ``sys.modules`` starts clean. A meta-path finder sees every import request; the first
 request for a watched top-level package (``torch``, ``transformers``, ...) records the chain of
 frames that led to it: the modules being executed (``lugpi_cli.commands.ablate:13``) and the
@@ -9,7 +9,7 @@ failure then names the module and line at fault, not just "torch was imported".
 
 Usage::
 
-    python tests/cli/import_trace.py OUT.json WATCHED [--import MODULE | -- ARGS [--next ARGS ...]]
+    python tests/commands/import_trace.py OUT.json WATCHED [--import MODULE | -- ARGS [--next ARGS ...]]
 
 ``WATCHED`` is a comma-separated list of top-level packages. Each ``ARGS`` group is one
 ``lugpi`` invocation; groups run one after another in this process and the report says which

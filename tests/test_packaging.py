@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 OWN = {"lugpi_cli", "lugpi_store", "tests"}
 
 

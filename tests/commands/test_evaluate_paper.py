@@ -10,7 +10,7 @@ import pytest
 
 from lugpi_cli.evaluation.compare import paper_cell, paper_entry
 
-from .test_evaluate_cli import make_run
+from .test_evaluate import make_run
 
 PAPER = {"base": {"films": 0.861, "books": 0.5, "significant": []},
          "student": {"films": 0.871, "significant": ["films"]}}

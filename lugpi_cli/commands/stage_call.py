@@ -1,6 +1,7 @@
-"""The progress a stage shows while it runs (the same bars from its command and from `lugpi run`).
+"""The body every stage command shares, and the progress a stage shows while it runs.
 
-:func:`stage_hooks` is a context manager yielding the keyword arguments the stage's ``run`` takes for its
+:func:`call_stage`: options -> the stage's ``Params`` (checked once) -> ``run`` with its progress -> print.
+:func:`stage_hooks` (the same bars from a command and from `lugpi run`) is a context manager yielding the keyword arguments the stage's ``run`` takes for its
 progress (``on_start``/``on_batch`` for generate and embed, ``hooks`` for training, ``on_start``/``on_cell`` for an
 ablation's cells).
 """
@@ -8,9 +9,32 @@ ablation's cells).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lugpi_cli import console
+
+
+def call_stage(module: Any, values: dict[str, Any], *, json_out: bool, dataset: dict[str, Any] | None = None,
+               render: Callable[[Any, Any], None] | None = None, emit: Callable[[Any], None] | None = None) -> Any:
+    """Run one stage for a command: ``render(console, result)`` prints it (or ``emit(result)`` reports it
+    itself); a stage's ``failure(result)`` (images that could not be made) is raised after the report."""
+    from lugpi_cli import runtime
+
+    state = console.use_json(json_out)
+    runtime.quiet_libraries(state.verbose)
+    extra = {"dataset": dataset} if dataset is not None else {}
+    params = module.Params.from_mapping(values, **extra)
+    with stage_hooks(module.Params.STAGE, params) as hooks:
+        result = module.run(state.space, params, **hooks)
+    if emit is not None:
+        emit(result)
+    else:
+        console.emit(result.to_json(), (lambda out: render(out, result)) if render is not None else None)
+    failure = getattr(module, "failure", None)
+    error = failure(result) if failure is not None else None
+    if error is not None:
+        raise error
+    return result
 
 
 @contextlib.contextmanager
