@@ -98,15 +98,7 @@ class FusionTeacher(FusionTeacherIO, nn.Module):
         modality_dropout: float = 0.0,
     ):
         super().__init__()
-        check_choice("init", init, INIT_CHOICES)
-        if not 0.0 <= float(modality_dropout) <= 1.0:
-            raise UserError(f"modality_dropout must be in [0, 1], got {modality_dropout}")
-        width = _hidden_size(text_encoder.config)
-        if width % num_heads:
-            raise UserError(
-                f"the text model's width {width} is not divisible by num_heads={num_heads}",
-                hint="choose a num_heads that divides the text model's hidden size",
-            )
+        width = self._checked_width(text_encoder, num_heads=num_heads, init=init, modality_dropout=modality_dropout)
         self.text_width = width
         self.image_dim = int(image_dim)
         self.num_labels = int(num_labels)
@@ -146,6 +138,20 @@ class FusionTeacher(FusionTeacherIO, nn.Module):
         # (and, seeded the same, trains) exactly as before these existed. xavier_init_ leaves them alone.
         self.text_placeholder = nn.Parameter(torch.zeros(width))
         self.image_placeholder = nn.Parameter(torch.zeros(width))
+
+    @staticmethod
+    def _checked_width(text_encoder: nn.Module, *, num_heads: int, init: str, modality_dropout: float) -> int:
+        """The text model's width H, once the options are known to fit it (``UserError`` naming the bad one)."""
+        check_choice("init", init, INIT_CHOICES)
+        if not 0.0 <= float(modality_dropout) <= 1.0:
+            raise UserError(f"modality_dropout must be in [0, 1], got {modality_dropout}")
+        width = _hidden_size(text_encoder.config)
+        if width % num_heads:
+            raise UserError(
+                f"the text model's width {width} is not divisible by num_heads={num_heads}",
+                hint="choose a num_heads that divides the text model's hidden size",
+            )
+        return width
 
     # -- forward ---------------------------------------------------------------------
 

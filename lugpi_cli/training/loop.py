@@ -135,13 +135,7 @@ def fit(
     accelerator = make_accelerator(cfg, device, trackers)
     # 2. resume from the run's checkpoint, or start afresh from the seed
     state = checkpoint.recover_run_dir(run, accelerator)
-    start_epoch = int(state["epoch"]) if state is not None else 0
-    if state is not None:
-        checkpoint.load_objective_state(objective, run.checkpoint_dir)
-        if log is not None:
-            log(f"resuming {run.name} after epoch {start_epoch}")
-    else:
-        seed_everything(cfg.seed)
+    start_epoch = _resume_or_seed(run, objective, cfg, state, log)
     # 3. the optimizer and the LR schedule (their states too, resuming)
     optimizer, scheduler = _optimizer_and_schedule(objective, cfg, accelerator, len(train_data))
     if state is not None:
@@ -175,6 +169,18 @@ def fit(
     _finish(fitting)
     return FitResult(best_metric=fitting.best, best_epoch=fitting.best_epoch, epochs_run=epochs_run,
                      steps=fitting.step, resumed_from_epoch=start_epoch, history=history)
+
+
+def _resume_or_seed(run: Run, objective: Objective, cfg: TrainConfig, state: dict[str, Any] | None, log) -> int:
+    """The epoch training resumes after: the checkpoint's weights into ``objective``, or a fresh seeded start (0)."""
+    if state is None:
+        seed_everything(cfg.seed)
+        return 0
+    start_epoch = int(state["epoch"])
+    checkpoint.load_objective_state(objective, run.checkpoint_dir)
+    if log is not None:
+        log(f"resuming {run.name} after epoch {start_epoch}")
+    return start_epoch
 
 
 def _optimizer_and_schedule(objective: Objective, cfg: TrainConfig, accelerator, samples: int):
