@@ -241,15 +241,9 @@ def _global_options(
 
 def check_workspace(workspace: Path) -> None:
     """Refuse, for every command, a workspace that is (or lies inside) something other than a directory."""
-    for place in (workspace, *workspace.parents):
-        if place.exists() or place.is_symlink():
-            if not place.is_dir():
-                what = "a file" if place.is_file() else "not a directory"
-                where = "is " + what if place == workspace else f"lies inside {place}, which is {what}"
-                raise UserError(f"the workspace {workspace} {where}",
-                                "Pass --workspace (or LUGPI_WORKSPACE) a directory, or a path where one can be "
-                                "created; nothing was changed.")
-            return
+    from lugpi_cli.workspace import Workspace
+
+    Workspace(workspace).check_usable()
 
 
 def _register() -> None:

@@ -56,7 +56,9 @@ def _generator(store, feature_source: dict[str, Any] | None, dataset: str) -> di
     entry = store.fingerprints().get(fp[:16])
     if entry is not None:
         out.update(entry.get("config") or {})
-    pointer = store.get_meta("latest/generate/" + dataset.lower())
+    from lugpi_cli.lineage import read_pointer
+
+    pointer = read_pointer(store, "generate", dataset)
     if pointer is not None and pointer.get("generator_fingerprint") == fp and pointer.get("model"):
         out["model"] = pointer["model"]
     return out

@@ -31,33 +31,27 @@ class State:
     quiet: bool = False
     verbose: int = 0
     emitted: bool = False  # a result object was printed (an error then adds no second one)
-    opened: list = field(default_factory=list)  # stores this command writes (flushed when it succeeds)
+
+    def __post_init__(self) -> None:
+        from lugpi_cli.workspace import Workspace
+
+        self.space = Workspace(self.workspace)  # what the stages take: store, runs, lineage, run lookup
 
     @property
     def store_path(self) -> Path:
-        return self.workspace / "store"
+        return self.space.store_path
 
     @property
     def runs_path(self) -> Path:
-        return self.workspace / "runs"
+        return self.space.runs_path
 
     def open_store(self, *, create: bool = False):
-        """The workspace's feature store (created on first write when ``create``, which also means
-        the command will write: a read-only store is refused before any work)."""
-        from lugpi_store import Store
-
-        if not create:
-            return Store(self.store_path)
-        # meta records (registrations, snapshots) wait for the command's first record, or its success
-        store = Store(self.store_path, create=True, defer_meta=True).require_writable()
-        self.opened.append(store)
-        return store
+        """The workspace's feature store (see :meth:`lugpi_cli.workspace.Workspace.open_store`)."""
+        return self.space.open_store(create=create)
 
     def flush_stores(self) -> None:
         """The command succeeded: commit what its stores still hold back (see ``Store.defer_meta``)."""
-        for store in self.opened:
-            store.flush()
-        self.opened.clear()
+        self.space.flush()
 
 
 # The state of the current invocation. The CLI sets it in the app callback; the

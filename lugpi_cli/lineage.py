@@ -21,6 +21,24 @@ from lugpi_store.maintenance import resolve_fingerprints
 
 GENERATE_POINTER = "latest/generate/"
 EMBED_POINTER = "latest/embed/"
+DATASET_POINTER = "latest/dataset/"
+
+
+def pointer_key(kind: str, dataset: str, label: str | None = None) -> str:
+    """The one spelling of a lineage pointer: ``latest/<kind>/<dataset>[/<label>]`` (dataset lower-cased).
+
+    ``kind`` is ``dataset`` (the snapshot a name stands for), ``generate`` (the images) or ``embed``
+    (the features, per encoder ``label``)."""
+    if kind not in ("dataset", "generate", "embed"):
+        raise ValueError(f"unknown lineage pointer kind {kind!r}")
+    return f"latest/{kind}/{dataset.lower()}" + (f"/{label}" if label is not None else "")
+
+
+def read_pointer(store: Store | None, kind: str, dataset: str, label: str | None = None) -> dict[str, Any] | None:
+    """A lineage pointer, or None (no store, or nothing recorded)."""
+    if store is None or not store.exists:
+        return None
+    return store.get_meta(pointer_key(kind, dataset, label))
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,7 @@ def image_source(store: Store, dataset: str, generator: str | None = None) -> Im
             raise UserError(f"fingerprint {generator} is not a generator (it is {config.get('stage', 'unknown')})",
                             "See `lugpi store info` for the image fingerprints.")
         return ImageSource(entry["fingerprint"], int(config.get("seed", 0)), config)
-    pointer = store.get_meta(GENERATE_POINTER + dataset.lower()) if store.exists else None
+    pointer = read_pointer(store, "generate", dataset)
     if pointer is None:
         raise UserError(f"no images have been generated for {dataset!r} in this workspace",
                         f"Run `lugpi generate {dataset}` first (or pass --generator FP for another run's images).")
@@ -59,7 +77,7 @@ def image_source(store: Store, dataset: str, generator: str | None = None) -> Im
 
 
 def record_embedding(store: Store, dataset: str, encoder_label: str, pointer: dict[str, Any]) -> None:
-    store.put_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}", pointer)
+    store.put_meta(pointer_key("embed", dataset, encoder_label), pointer)
 
 
 def feature_keys(pointer: dict[str, Any], samples: Sequence[Sample]) -> list[bytes]:
@@ -72,7 +90,7 @@ def feature_keys(pointer: dict[str, Any], samples: Sequence[Sample]) -> list[byt
 
 def feature_source(store: Store, dataset: str, encoder_label: str) -> dict[str, Any]:
     """The latest ``embed`` of ``dataset`` with ``encoder_label`` (encoder + generator fingerprints)."""
-    pointer = store.get_meta(f"{EMBED_POINTER}{dataset.lower()}/{encoder_label}") if store.exists else None
+    pointer = read_pointer(store, "embed", dataset, encoder_label)
     if pointer is None:
         raise UserError(f"no {encoder_label!r} features for {dataset!r} in this workspace",
                         f"Run `lugpi embed {dataset} --encoder {encoder_label}` first.")

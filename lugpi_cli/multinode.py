@@ -82,7 +82,7 @@ def open_stage_store(state: Any, node_store: Path | None = None) -> Store:
     launch = node_launch()
     if launch is None:
         return state.open_store(create=True)
-    directory = node_store_dir(state.workspace, node_store)
+    directory = node_store_dir(state.root, node_store)  # state: a Workspace
     workspace_store = Path(state.store_path)
     if exists(workspace_store):
         Store(workspace_store).require_writable()  # rank 0 will merge into it: refuse now, not at the end

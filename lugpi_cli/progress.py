@@ -14,6 +14,7 @@ facts (:func:`lugpi_cli.console.interrupt_report`).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
@@ -141,4 +142,63 @@ def generic_note() -> dict[str, Any]:
     return {"message": f"finished batches are kept; {RESUME}"}
 
 
-__all__ = ["ProgressBar", "RESUME", "StatsColumn", "TwoLineProgress", "format_eta", "generic_note"]
+class TrainingProgress:
+    """Epoch bars (count, samples/s, ETA; loss parts on a second line) and log lines, on stderr.
+
+    ``with TrainingProgress(cfg) as hooks:`` gives the stage its :class:`~lugpi_cli.stages.runs.Hooks`.
+    Interrupted, it says how many epochs the run's checkpoint holds: the fit loop logs
+    ``epoch N: ...`` only after epoch N's checkpoint is written.
+    """
+
+    def __init__(self, cfg: Any = None, *, quiet: bool | None = None) -> None:
+        if quiet is None:  # the CLI's --quiet
+            from lugpi_cli.console import state
+
+            quiet = state().quiet
+        self.epochs = getattr(cfg, "epochs", None)
+        self.bar = ProgressBar("training", unit="batch", rate_unit="samples",
+                               rate_scale=float(getattr(cfg, "batch_size", 1) or 1), quiet=quiet)
+        self.bar.note = self._note
+        self.saved = 0  # epochs in the checkpoint
+        self.epoch = 0  # the epoch in progress
+
+    def __enter__(self) -> Any:
+        from lugpi_cli.stages.runs import Hooks
+
+        self.bar.__enter__()
+        return Hooks(log=self._log, on_epoch_start=self._epoch_start,
+                     on_step=lambda n, parts: self.bar.advance(n, loss_postfix(parts)))
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def _epoch_start(self, epoch: int, batches: int) -> None:
+        self.epoch, self.saved = epoch, max(self.saved, epoch - 1)
+        self.bar.start(batches, f"epoch {epoch}" + (f"/{self.epochs}" if self.epochs else ""))
+
+    def _log(self, message: str) -> None:
+        match = re.match(r"(?:epoch|resuming \S+ after epoch) (\d+)\b", message)
+        if match:
+            self.saved = max(self.saved, int(match.group(1)))
+        self.bar.log(message)
+
+    def _note(self, _bar: Any) -> dict[str, Any]:
+        of = f" of {self.epochs}" if self.epochs else ""
+        if self.epoch == 0:
+            message = f"no epoch had started; {RESUME}"
+        elif self.saved >= self.epoch:
+            message = f"{self.saved}{of} epoch(s) trained and checkpointed; {RESUME}"
+        else:
+            message = (f"in epoch {self.epoch}{of}; {self.saved} finished epoch(s) are kept in the run's "
+                       f"checkpoint; run the same command to resume from epoch {self.saved + 1}")
+        return {"message": message, "epochs_kept": self.saved, "epoch": self.epoch, "epochs": self.epochs}
+
+
+def loss_postfix(parts: dict[str, float]) -> str:
+    """A training bar's second line: the loss parts (``total`` only beside two or more parts)."""
+    shown = {k: v for k, v in parts.items() if k != "total" or len(parts) > 2}
+    return "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
+
+
+__all__ = ["ProgressBar", "RESUME", "StatsColumn", "TrainingProgress", "TwoLineProgress", "format_eta",
+           "generic_note", "loss_postfix"]

@@ -17,26 +17,28 @@ from typing import Any, Iterable, Mapping
 
 from lugpi_cli.errors import UserError
 from lugpi_cli.loss_specs import Option, find_spec
-from lugpi_cli.model_ids import DEFAULT_TEXT_MODEL
+from lugpi_cli.stages.common import GRID_TRAIN_KEYS, INIT_CHOICES
 from lugpi_cli.training.config import TrainConfig
 
-#: Training keys a grid (or ``--set``) may vary, with their types and bounds.
-TRAIN_OPTIONS: dict[str, Option] = {
-    "epochs": Option(int, 3, "training epochs", min=1),
-    "lr": Option(float, 5e-5, "learning rate", min=0, min_exclusive=True),
-    "batch_size": Option(int, 14, "mini-batch size", min=1),
-    "grad_accum": Option(int, 1, "gradient accumulation steps", min=1),
-    "max_steps": Option(int, 0, "stop after N optimizer steps (0: no limit)", min=0),
-    "max_length": Option(int, 512, "max tokens per text", min=8),
-    "warmup": Option(float, 0.0, "warm-up fraction", min=0),
-    "weight_decay": Option(float, 0.01, "AdamW weight decay", min=0),
-    "early_stopping": Option(int, 0, "patience in epochs (0: off)", min=0),
-}
-STUDENT_OPTIONS: dict[str, Option] = {
-    "method": Option(str, "lugpi", "distillation method"),
-    "text_model": Option(str, DEFAULT_TEXT_MODEL, "student text model"),
-    "init": Option(str, "pretrained", "initialisation", choices=("pretrained", "xavier")),
-}
+#: The student's own keys a grid (or ``--set``) may vary besides the training keys and the method's options.
+STUDENT_KEYS = ("method", "text_model", "init")
+#: Training keys whose level 0 turns them off (``None``: no step limit, no early stopping).
+ZERO_IS_OFF = ("max_steps", "early_stopping")
+
+
+def _derived_option(key: str) -> Option:
+    """A training or student key's type, default, help and bound, from :class:`lugpi_cli.stages.student.Params`
+    (the one source of the distill flags), so a grid level is read as the same flag would be."""
+    from lugpi_cli.stages import student
+
+    field = student.Params.param_fields()[key]
+    option = field.option
+    if key in ZERO_IS_OFF:
+        return Option(int, 0, f"{field.meta.help} (0: off)", min=0)
+    if key == "init":
+        return Option(str, option.default, option.help, choices=INIT_CHOICES)
+    return option
+
 
 #: The paper's Table 2: no KD terms; soft labels only; L2 only; both (alpha 3, beta 1, tau 8).
 PRESETS: dict[str, dict[str, list[Any]]] = {
@@ -70,14 +72,12 @@ def parse_grid(specs: Iterable[str], *, flag: str = "--grid") -> dict[str, list[
 
 
 def _option_for(key: str, method: str) -> Option:
-    if key in TRAIN_OPTIONS:
-        return TRAIN_OPTIONS[key]
-    if key in STUDENT_OPTIONS:
-        return STUDENT_OPTIONS[key]
+    if key in GRID_TRAIN_KEYS or key in STUDENT_KEYS:
+        return _derived_option(key)
     options = find_spec(method).options
     if key in options:
         return options[key]
-    valid = sorted({*TRAIN_OPTIONS, *STUDENT_OPTIONS, *options})
+    valid = sorted({*GRID_TRAIN_KEYS, *STUDENT_KEYS, *options})
     raise UserError(f"unknown grid key {key!r} for method {method!r}", f"Valid keys: {', '.join(valid)}.")
 
 
@@ -106,17 +106,22 @@ class Cell:
     def method(self) -> str:
         return self.settings.get("method", "lugpi")
 
+    def values(self) -> dict[str, Any]:
+        """The cell as ``distill`` parameters (what ``lugpi_cli.stages.student.Params.from_mapping`` takes):
+        its settings (level 0 of ``max_steps`` / ``early_stopping`` is off) and its seed."""
+        out = {k: None if k in ZERO_IS_OFF and v == 0 else v for k, v in self.settings.items()}
+        return {**out, "seed": self.seed}
+
     def student_and_train(self, base: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
         """(student options, loss options, training config) of this cell."""
         settings = self.settings
-        student = {k: settings[k] for k in STUDENT_OPTIONS if k in settings}
-        loss = {k: v for k, v in settings.items() if k not in TRAIN_OPTIONS and k not in STUDENT_OPTIONS}
+        student = {k: settings[k] for k in STUDENT_KEYS if k in settings}
+        loss = {k: v for k, v in settings.items() if k not in GRID_TRAIN_KEYS and k not in STUDENT_KEYS}
         train = {}
-        for key in TRAIN_OPTIONS:
+        for key in GRID_TRAIN_KEYS:
             if key in settings:
-                value = settings[key]
                 name = {"warmup": "warmup_ratio"}.get(key, key)
-                train[name] = None if key in ("max_steps", "early_stopping") and value == 0 else value
+                train[name] = self.values()[key]
         return student, loss, replace(base, seed=self.seed, **train)
 
 
@@ -127,6 +132,8 @@ def expand(grid: Mapping[str, list[Any]], fixed: Mapping[str, Any], seeds: int) 
     overlap = set(grid) & set(fixed)
     if overlap:
         raise UserError(f"{', '.join(sorted(overlap))} is both varied (--grid) and fixed (--set)")
+    from lugpi_cli.stages import student
+
     keys = list(grid)
     cells = []
     for combo in itertools.product(*(grid[k] for k in keys)):
@@ -134,9 +141,10 @@ def expand(grid: Mapping[str, list[Any]], fixed: Mapping[str, Any], seeds: int) 
         method = raw.get("method", "lugpi")
         parsed = {k: parse_value(k, v, method) for k, v in raw.items()}
         find_spec(parsed.get("method", "lugpi")).check_options(
-            {k: v for k, v in parsed.items() if k not in TRAIN_OPTIONS and k not in STUDENT_OPTIONS})
+            {k: v for k, v in parsed.items() if k not in GRID_TRAIN_KEYS and k not in STUDENT_KEYS})
         factors = tuple((k, parsed[k]) for k in keys)
         fixed_part = tuple(sorted((k, parsed[k]) for k in fixed))
         for seed in range(seeds):
             cells.append(Cell(factors, fixed_part, seed))
+        student.Params.from_mapping(cells[-1].values())  # every cross-option check of a distill
     return list(dict.fromkeys(cells))

@@ -7,16 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from lugpi_cli import console
-from lugpi_cli.commands.options import (
-    DatasetArg,
-    JsonFlag,
-    dataset_options,
-)
+from lugpi_cli.commands.options import DatasetArg, JsonFlag, stage_dataset_options
 from lugpi_cli.data import dataset_summary, download_dataset
-from lugpi_cli.data.snapshot import DatasetRequest, resolve_dataset
+from lugpi_cli.reports.tables import counts_table
+from lugpi_cli.stages.common import dataset_params
+from lugpi_cli.stages.data import planned_dataset
 
 data_app = typer.Typer(help="Inspect data sets (counts, labels, cleaned examples, prompts).", no_args_is_help=True)
 
@@ -29,9 +26,7 @@ def show_command(
 ) -> None:
     """Counts per split and label, distinct prompts, and a few cleaned examples with their prompts."""
     state = console.use_json(json_out)
-    request = DatasetRequest(dataset, **data_options)
-    store = state.open_store()
-    ds = resolve_dataset(request, store if store.exists else None, persist=False)
+    ds = planned_dataset(state.space, dataset_params({"name": dataset, **data_options}))
     summary = dataset_summary(ds)
     summary["fingerprint"] = ds.fingerprint()
 
@@ -49,20 +44,6 @@ def show_command(
     console.emit(summary, render)
 
 
-def counts_table(splits: dict, label_names: list[str]) -> Table:
-    """One row per class (names kept whole, however many classes), one column per split."""
-    table = Table("label", *splits, box=None)
-    for name in label_names:
-        table.add_row(name, *(f"{entry['labels'][name]:,}" for entry in splits.values()))
-    table.add_section()
-    table.add_row("[bold]samples[/]", *(f"{entry['samples']:,}" for entry in splits.values()))
-    table.add_row("distinct prompts", *(f"{entry['distinct_prompts']:,}" for entry in splits.values()))
-    for column in table.columns[1:]:
-        column.justify = "right"
-    table.columns[0].overflow = "fold"  # a name too long for the terminal wraps, never is cut
-    return table
-
-
 @data_app.command("download")
 def download_command(
     name: Annotated[str, typer.Argument(help="imdb or 20newsgroups (CWI 2018 must be fetched by hand).")],
@@ -76,7 +57,7 @@ def download_command(
     console.emit({"dataset": name.lower(), "path": str(path)}, lambda out: out.print(f"{name}: {path}"))
 
 
-data_app.command("show")(dataset_options(show_command))
+data_app.command("show")(stage_dataset_options(show_command))
 
 
 def register(app: typer.Typer) -> None:

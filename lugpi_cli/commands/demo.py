@@ -23,7 +23,9 @@ def demo_command(
     the project. A second run reuses everything.
     """
     from lugpi_cli import demo
-    from lugpi_cli.recipe import execute, load_recipe
+    from lugpi_cli.commands.run import stage_progress
+    from lugpi_cli.recipe import load_recipe
+    from lugpi_cli.recipe_run import execute
     from lugpi_cli.reports.report import write_report
     from lugpi_cli.training.runs import Run
 
@@ -37,7 +39,9 @@ def demo_command(
     recipe = load_recipe(recipe_path)
     bar = console.ProgressBar("demo", unit="stage")
     with bar:
-        result = execute(recipe, state, log=bar.log, quiet=not state.verbose)
+        bar.start(len(recipe.steps))
+        result = execute(recipe, state.space, progress=stage_progress(bar) if state.verbose else _count(bar),
+                         log=bar.log)
     runs = {id_: Run(state.runs_path / name) for id_, name in result["runs"].items()}
     ablation = result["results"]["ablate:ablate"]["out_dir"]
     report = write_report(state.open_store(), state.workspace / "reports" / "demo", teacher=runs["teacher"],
@@ -49,7 +53,7 @@ def demo_command(
                "evaluation": evaluation, "ablation": ablation, "report": report.files, "stages": stages}
 
     def render(out: Console) -> None:
-        from lugpi_cli.commands.evaluate import render_json_table
+        from lugpi_cli.reports.tables import render_json_table
 
         render_json_table(evaluation, out)
         out.print(f"Ablation (2x2 loss terms): {ablation}")
@@ -59,6 +63,18 @@ def demo_command(
                   "experiment: lugpi run recipes/quickstart.toml  (paper tables: recipes/paper/)")
 
     console.emit(summary, render)
+
+
+def _count(bar):
+    """Quiet steps (no bars of their own): the demo's bar advances once per step."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def progress(step, params):
+        yield {}
+        bar.advance(1)
+
+    return progress
 
 
 def register(app: typer.Typer) -> None:

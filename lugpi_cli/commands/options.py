@@ -168,3 +168,48 @@ def training_options(func):
                 "force": values["force"]}
 
     return extend_signature(func, TRAINING_OPTIONS, "training", build)
+
+
+# -- options derived from a stage's Params (the one source of flags, recipe keys and grid keys) ---------
+
+def typer_annotation(field) -> object:
+    """A stage parameter as a typer option: its flag(s), help, bound (int options) and type."""
+    meta = field.meta
+    decls = [f"{field.flag}/--no-{field.flag[2:]}" if meta.negatable else field.flag, *([meta.short] if meta.short
+                                                                                        else [])]
+    extra: dict = {}
+    if meta.min is not None and field.type is int:
+        extra["min"] = int(meta.min)
+    if meta.panel:
+        extra["rich_help_panel"] = meta.panel
+    kind = field.type if not field.nullable and field.default is not None else Optional[field.type]
+    if meta.multiple:
+        kind = Optional[list[field.type]]
+    return Annotated[kind, typer.Option(*decls, help=meta.help, show_default=meta.show_default, **extra)]
+
+
+def param_group(params_cls, *, skip: tuple[str, ...] = ()) -> tuple[tuple[str, object, object], ...]:
+    """``(name, annotation, default)`` of every command-line parameter of ``params_cls``, its own fields first
+    (then those it inherits, e.g. the training options)."""
+    fields = params_cls.param_fields()
+    own = [n for n in getattr(params_cls, "__annotations__", {}) if n in fields]
+    order = own + [n for n in fields if n not in own]
+    return tuple((n, typer_annotation(fields[n]), fields[n].default if not fields[n].meta.multiple else None)
+                 for n in order if fields[n].meta.cli and n not in skip)
+
+
+def params_options(params_cls, *, skip: tuple[str, ...] = ()):
+    """Give a command one option per parameter of ``params_cls``, received together as ``params`` (a dict for
+    ``params_cls.from_mapping``)."""
+    def decorate(func):
+        return extend_signature(func, param_group(params_cls, skip=skip), "params", dict)
+
+    return decorate
+
+
+def stage_dataset_options(func):
+    """The data set's options (``--data``, ``--text-col`` ... ``--limit``) from :class:`DatasetParams`,
+    received as ``data_options``."""
+    from lugpi_cli.stages.common import DatasetParams
+
+    return extend_signature(func, param_group(DatasetParams), "data_options", dict)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lugpi_cli import console
 from lugpi_cli.commands.options import JsonFlag
-from lugpi_cli.cost import describe
-from lugpi_cli.recipe import execute, gpu_estimate, load_recipe, plan
+from lugpi_cli.recipe import load_recipe
 
 
 def run_command(
@@ -26,49 +24,37 @@ def run_command(
     Every key is checked before any work starts; every stage reuses what the
     store and earlier runs hold, so an interrupted recipe resumes.
     """
+    from lugpi_cli.commands.run_render import render_plan, render_result
+    from lugpi_cli.recipe_run import execute, gpu_estimate, plan
+
     state = console.use_json(json_out)
     parsed = load_recipe(recipe)
     if dry_run:
         context: dict = {}
-        rows = plan(parsed, state, context)
-        estimate = gpu_estimate(context)
-        generator = _generator(context)
-
-        def render(out: Console) -> None:
-            out.print(f"[bold]{parsed.title}[/] ({recipe})")
-            table = Table("stage", "id", "status", "epochs", "run", box=None)
-            for row in rows:
-                table.add_row(row["stage"], row["id"], row["status"], str(row["epochs"] or ""), row["run"] or "")
-            out.print(table)
-            for row in rows:
-                out.print(f"  {row['command']}", markup=False, highlight=False, soft_wrap=True)
-            if generator is not None:
-                out.print(f"Generator: {generator['model']} (fingerprint {generator['fingerprint'][:16]})",
-                          markup=False, highlight=False)
-            if estimate is not None:
-                out.print(describe(estimate), markup=False, highlight=False, soft_wrap=True)
-            if parsed.paper:
-                _render_paper(parsed, out)
-
-        console.emit({"recipe": str(recipe), "title": parsed.title, "plan": rows, "generator": generator,
-                      "gpu_estimate": estimate,
-                      "paper": parsed.paper}, render)
+        rows = plan(parsed, state.space, context)
+        result = {"recipe": str(recipe), "title": parsed.title, "plan": rows, "generator": _generator(context),
+                  "gpu_estimate": gpu_estimate(context), "paper": parsed.paper}
+        console.emit(result, lambda out: render_plan(out, parsed, result))
         return
     bar = console.ProgressBar("recipe", unit="stage")
     with bar:
-        result = execute(parsed, state, log=bar.log)
+        bar.start(len(parsed.steps))
+        result = execute(parsed, state.space, progress=stage_progress(bar), log=bar.log)
+    console.emit(result, lambda out: render_result(out, parsed, result, state.runs_path))
 
-    def render(out: Console) -> None:
-        out.print(f"[bold]{parsed.title}[/]: {len(result['results'])} stages done.")
-        for id_, run in result["runs"].items():
-            out.print(f"  {id_:24} {state.runs_path / run}")
-        evaluation = next((r for k, r in result["results"].items() if k.startswith("evaluate")), None)
-        if evaluation:
-            from lugpi_cli.commands.evaluate import render_json_table
 
-            render_json_table(evaluation, out)
+def stage_progress(outer=None):
+    """Each recipe step's progress: the bars its command shows (``outer`` advances once per step)."""
+    @contextlib.contextmanager
+    def progress(step, params):
+        from lugpi_cli.commands.stage_progress import stage_hooks
 
-    console.emit(result, render)
+        with stage_hooks(step.stage, params) as hooks:
+            yield hooks
+        if outer is not None:
+            outer.advance(1)
+
+    return progress
 
 
 def _generator(context: dict) -> dict | None:
@@ -81,18 +67,6 @@ def _generator(context: dict) -> dict | None:
     identity = model_identity(found["model"])
     return {"model": identity["model"] if identity["model"] != "local" else found["model"],
             "fingerprint": found["fingerprint"]}
-
-
-def _render_paper(recipe, out: Console) -> None:
-    """The recipe's [paper] table: the numbers `lugpi evaluate --paper` prints beside the measured ones."""
-    from lugpi_cli.evaluation.compare import paper_cell
-
-    datasets = [str(recipe.dataset["name"])]
-    table = Table("paper row", *datasets, title="the paper (‡ significant)",
-                  title_justify="left", box=None)
-    for id_, value in recipe.paper.items():
-        table.add_row(id_, *(paper_cell(value, d) for d in datasets))
-    out.print(table)
 
 
 def register(app: typer.Typer) -> None:

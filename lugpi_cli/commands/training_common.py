@@ -1,94 +1,20 @@
-"""What train-teacher and distill share: training config, data set resolution, progress, output."""
+"""What the training commands print: a run's summary (train-teacher, distill) and an ablation's analysis.
+
+Their progress bars are :class:`lugpi_cli.progress.TrainingProgress`.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from lugpi_cli import console
-from lugpi_cli.progress import RESUME
-from lugpi_cli.data.snapshot import (
-    DatasetRequest,
-    describe_request,
-    limit_dataset,
-    resolve_dataset,
-)
+from lugpi_cli.stages.common import resolve_workers  # noqa: F401 - the name commands/options.py and embed.py import
 
-if TYPE_CHECKING:  # the stages import torch: only the commands' work paths load them
-    from lugpi_cli.training.stages import Hooks, StageResult
-
-
-def resolve_workers(workers: int, device: str) -> int:
-    """-1 means: 4 DataLoader workers on a GPU (never starve it), none on the CPU (they would compete)."""
-    if workers >= 0:
-        return workers
-    from lugpi_cli import runtime
-
-    return 4 if runtime.resolve_device(device).type == "cuda" else 0
-
-
-def dataset_and_request(request: DatasetRequest, store) -> tuple[Any, dict[str, Any]]:
-    """The (limited) data set and a JSON description that lets later stages find it again."""
-    full = resolve_dataset(replace(request, limit=None), store)
-    ds = limit_dataset(full, request.limit)
-    origin = {"origin": full.origin} if full.origin else {}  # a Hugging Face data set's id, revision, fingerprints
-    return ds, {**describe_request(request), "full_fingerprint": full.fingerprint(), **origin}
-
-
-class TrainingProgress:
-    """Epoch bars (count, samples/s, ETA; loss parts on a second line) and log lines, on stderr.
-
-    Interrupted, it says how many epochs the run's checkpoint holds: the fit loop logs
-    ``epoch N: ...`` only after epoch N's checkpoint is written.
-    """
-
-    def __init__(self, cfg: Any = None) -> None:
-        self.epochs = getattr(cfg, "epochs", None)
-        self.bar = console.ProgressBar("training", unit="batch", rate_unit="samples",
-                                       rate_scale=float(getattr(cfg, "batch_size", 1) or 1))
-        self.bar.note = self._note
-        self.saved = 0  # epochs in the checkpoint
-        self.epoch = 0  # the epoch in progress
-
-    def __enter__(self) -> Hooks:
-        from lugpi_cli.training.stages import Hooks
-
-        self.bar.__enter__()
-        return Hooks(log=self._log, on_epoch_start=self._epoch_start,
-                     on_step=lambda n, parts: self.bar.advance(n, _postfix(parts)))
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def _epoch_start(self, epoch: int, batches: int) -> None:
-        self.epoch, self.saved = epoch, max(self.saved, epoch - 1)
-        self.bar.start(batches, f"epoch {epoch}" + (f"/{self.epochs}" if self.epochs else ""))
-
-    def _log(self, message: str) -> None:
-        match = re.match(r"(?:epoch|resuming \S+ after epoch) (\d+)\b", message)
-        if match:
-            self.saved = max(self.saved, int(match.group(1)))
-        self.bar.log(message)
-
-    def _note(self, _bar: Any) -> dict[str, Any]:
-        of = f" of {self.epochs}" if self.epochs else ""
-        if self.epoch == 0:
-            message = f"no epoch had started; {RESUME}"
-        elif self.saved >= self.epoch:
-            message = f"{self.saved}{of} epoch(s) trained and checkpointed; {RESUME}"
-        else:
-            message = (f"in epoch {self.epoch}{of}; {self.saved} finished epoch(s) are kept in the run's "
-                       f"checkpoint; run the same command to resume from epoch {self.saved + 1}")
-        return {"message": message, "epochs_kept": self.saved, "epoch": self.epoch, "epochs": self.epochs}
-
-
-def _postfix(parts: dict[str, float]) -> str:
-    shown = {k: v for k, v in parts.items() if k != "total" or len(parts) > 2}
-    return "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
+if TYPE_CHECKING:
+    from lugpi_cli.stages.runs import StageResult
 
 
 def emit_stage(result: StageResult) -> None:
@@ -130,3 +56,48 @@ def throughput(result: StageResult) -> dict[str, Any] | None:
     if not history or not n or seconds <= 0 or train.get("max_steps") is not None:
         return None  # --max-steps cuts epochs short: samples seen are not n per epoch
     return {"epochs": len(history), "seconds": seconds, "samples_per_second": round(n * len(history) / seconds, 2)}
+
+
+# -- an ablation's analysis ----------------------------------------------------------------
+
+def render_analysis(out: Console, analysis: dict[str, Any], factors: list[str]) -> None:
+    summary = Table(*factors, "n", "validation", "test", title="mean ± std over seeds", title_justify="left")
+    for row in analysis["summary"]:
+        summary.add_row(*(str(row[f]) for f in factors), str(row["n_runs"]),
+                        _pm(row["validation_accuracy_mean"], row["validation_accuracy_std"]),
+                        _pm(row["test_accuracy_mean"], row["test_accuracy_std"]))
+    out.print(summary)
+    best = analysis.get("best")
+    if best:
+        out.print(best_line(best))
+    anova = analysis.get("anova")
+    if anova:
+        table = Table("term", "df", "sum sq", "F", "p", title=f"ANOVA (type II) of test accuracy: {anova['formula']}",
+                      title_justify="left")
+        for row in anova["rows"]:
+            table.add_row(str(row["term"]), f"{row['df']:g}", f"{row['sum_sq']:.4g}",
+                          "-" if row["F"] is None else f"{row['F']:.3f}",
+                          "-" if row["PR(>F)"] is None else f"{row['PR(>F)']:.3g}")
+        out.print(table)
+    elif analysis.get("anova_note"):
+        out.print(f"ANOVA: not computed ({analysis['anova_note']}).")
+
+
+def best_line(best: dict[str, Any]) -> str:
+    """The best setting on validation; when others have the same validation mean, says so and names them."""
+    def shown(setting: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in setting.items())
+
+    scores = f"validation {100 * best['select_mean']:.2f}%, test {100 * best['report_mean']:.2f}%"
+    tied = best.get("tied") or []
+    if not tied:
+        return f"best on validation: {shown(best['setting'])}  ({scores})"
+    others = "; ".join(shown(t) for t in tied)
+    return (f"best on validation: {len(tied) + 1} settings tied at validation {100 * best['select_mean']:.2f}%: "
+            f"{shown(best['setting'])} (listed first, test {100 * best['report_mean']:.2f}%); also {others}")
+
+
+def _pm(mean: Any, std: Any) -> str:
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")

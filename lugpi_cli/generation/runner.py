@@ -27,7 +27,7 @@ import numpy as np
 from lugpi_cli.data.samples import Sample
 from lugpi_cli.errors import UserError
 from lugpi_cli.generation.config import GenerationConfig
-from lugpi_cli.lineage import with_directory
+from lugpi_cli.lineage import pointer_key, with_directory
 from lugpi_cli.writer import BackgroundWriter
 from lugpi_store import Store, encode_image, encode_json, fingerprint, record_key, seed_for
 from lugpi_store.claims import ClaimSet
@@ -35,7 +35,6 @@ from lugpi_store.keys import FP_PREFIX_LEN
 from lugpi_store.lmdb_store import FAILED_META_PREFIX
 
 FAILED_PREFIX = FAILED_META_PREFIX.decode("ascii")
-LATEST_PREFIX = "latest/generate/"
 MAX_REPORTED_FAILURES = 100
 
 
@@ -207,7 +206,7 @@ def generate_dataset(
     tokenizer = getattr(pipe, "tokenizer", None) if pipe is not None else \
         (tokenizer_factory() if tokenizer_factory is not None else None)
     summary.truncated = count_truncated(tokenizer, plan.prompts)
-    store.put_meta(LATEST_PREFIX + dataset_name.lower(), {
+    store.put_meta(pointer_key("generate", dataset_name), {
         "generator_fingerprint": gen_fp, "generator_config": fp_config,
         "model": config.model, "seed": config.seed, "dataset_fingerprint": dataset_fingerprint,
     })

@@ -8,7 +8,7 @@
 """
 
 from lugpi_cli.losses.armada import ArmadaLoss  # registers "armada"
-from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossOptionError, LossOutput, Option
+from lugpi_cli.losses.base import DistillInputs, DistillLoss, LossContext, LossOptionError, LossOutput, Option
 from lugpi_cli.losses.ema import EmaLoss, ema_update_, make_ema_model, mixup_lambda  # registers "ema"
 from lugpi_cli.losses.kd import FitNetLoss, KDLoss  # registers "kd", "fitnet"
 from lugpi_cli.losses.lugpi import LugpiLoss  # registers "lugpi"
@@ -29,6 +29,7 @@ __all__ = [
     "ArmadaLoss",
     "DistillInputs",
     "DistillLoss",
+    "LossContext",
     "EmaLoss",
     "FitNetLoss",
     "KDLoss",

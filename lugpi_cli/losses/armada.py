@@ -141,6 +141,12 @@ class ArmadaLoss(DistillLoss):
                                  f"not {num_labels}")
         return self
 
+    def prepare_for(self, context) -> ArmadaLoss:
+        """``P_s`` and the auxiliary classifier, when the teacher's manifold width is known."""
+        if context.teacher_dim is None:
+            return self
+        return self.prepare(context.student_dim, context.teacher_dim, context.num_labels)
+
     # -- the loss ------------------------------------------------------------------------
 
     def forward(self, inputs: DistillInputs) -> LossOutput:

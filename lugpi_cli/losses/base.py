@@ -26,7 +26,18 @@ from torch import Tensor, nn
 
 from lugpi_cli.loss_specs import LossOptionError, LossSpec, Option, check_values, describe_options
 
-__all__ = ["DistillInputs", "DistillLoss", "LossOptionError", "LossOutput", "Option"]
+__all__ = ["DistillInputs", "DistillLoss", "LossContext", "LossOptionError", "LossOutput", "Option"]
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What a loss's trainable parts are sized by, known once the student is built and before its optimizer:
+    the student's embedding width d_S, the cached teacher embedding's width D (``None`` when the loss reads
+    no teacher embedding) and the number of classes k."""
+
+    student_dim: int
+    teacher_dim: int | None
+    num_labels: int
 
 
 @dataclass
@@ -161,6 +172,18 @@ class DistillLoss(nn.Module, ABC):
     def aligned(self) -> bool:
         """True when the loss holds trainable parameters (e.g. a width aligner)."""
         return any(True for _ in self.parameters())
+
+    def prepare_for(self, context: LossContext) -> DistillLoss:
+        """Create the loss's trainable parts (aligners, heads, weight nets) for ``context`` before the optimizer
+        is built; the same call for every loss (a no-op for those without trainable parts)."""
+        return self
+
+    def objective_class(self) -> type:
+        """The training objective this loss trains with (:class:`lugpi_cli.training.objectives.Objective`:
+        the student's output and the cached teacher outputs); a loss with its own trainer declares another."""
+        from lugpi_cli.training.objectives import Objective
+
+        return Objective
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())

@@ -141,6 +141,13 @@ class EmaLoss(DistillLoss):
     options: ClassVar[dict[str, Option]] = spec.options
     all_teacher_fields: ClassVar[frozenset[str]] = spec.all_teacher_fields
 
+    def objective_class(self) -> type:
+        """Self-distillation trains with the EMA teacher beside the student
+        (:class:`~lugpi_cli.training.objectives.EmaObjective`)."""
+        from lugpi_cli.training.objectives import EmaObjective
+
+        return EmaObjective
+
     def __init__(self, *, weight: float = 1.0, tau: float = 1.0, ema_decay: float = 0.999, mixup: float = 0.0,
                  student_dim: int | None = None, teacher_dim: int | None = None):
         super().__init__(weight=weight, tau=tau, ema_decay=ema_decay, mixup=mixup)

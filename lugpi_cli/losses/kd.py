@@ -150,6 +150,10 @@ class FitNetLoss(DistillLoss):
             self.regressor = nn.Linear(int(student_dim), int(teacher_dim))
         return self
 
+    def prepare_for(self, context) -> FitNetLoss:
+        """The regressor, when the teacher's embedding width is known."""
+        return self if context.teacher_dim is None else self.prepare(context.student_dim, context.teacher_dim)
+
     def forward(self, inputs: DistillInputs) -> LossOutput:
         z_s = inputs.student_logits
         ce = F.cross_entropy(z_s, inputs.labels)

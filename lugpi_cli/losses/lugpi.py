@@ -103,6 +103,10 @@ class LugpiLoss(DistillLoss):
             self.aligner = nn.Linear(int(student_dim), int(teacher_dim), bias=False)
         return self
 
+    def prepare_for(self, context) -> LugpiLoss:
+        """The width aligner, when the teacher's embedding width is known."""
+        return self if context.teacher_dim is None else self.prepare(context.student_dim, context.teacher_dim)
+
     # -- the loss ------------------------------------------------------------------
 
     def forward(self, inputs: DistillInputs) -> LossOutput:

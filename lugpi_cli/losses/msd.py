@@ -179,6 +179,17 @@ class MsdLoss(DistillLoss):
                 raise ValueError(f"the weight net was built for {net.num_labels} classes, not {num_labels}")
         return self
 
+    def prepare_for(self, context) -> MsdLoss:
+        """The meta weight net for the data set's classes (``weighting="meta"``)."""
+        return self.prepare(num_labels=context.num_labels)
+
+    def objective_class(self) -> type:
+        """Meta-learned weights train with a meta step before every ``meta_every``-th step
+        (:class:`~lugpi_cli.training.objectives.MetaObjective`); the other weightings with the plain objective."""
+        from lugpi_cli.training.objectives import MetaObjective, Objective
+
+        return MetaObjective if self.weighting == "meta" else Objective
+
     def meta_parameters(self) -> list[torch.nn.Parameter]:
         """The weight net's parameters, for the meta optimizer (never in ``self.parameters()``)."""
         if self.weighting != "meta":

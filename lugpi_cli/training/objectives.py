@@ -10,12 +10,14 @@
   ``meta_every``-th step a meta step (MSD's Algorithm 1, lines 4-5) on a validation batch.
 * :class:`ArmadaTeacherLoss` — the ARMADA teacher-side aligner's own loss.
 
-``fit`` calls ``before_step(batch, lr)`` before each forward and
-``after_step()`` after each optimizer step.
+Each loss declares the objective it trains with (``loss.objective_class()``); every objective is built
+the same way, ``cls.for_training(model, loss, setting)``, so the stages hold no per-loss branches.
+``fit`` calls ``before_step(batch, lr)`` before each forward and ``after_step()`` after each optimizer step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -40,6 +42,15 @@ def make_inputs(out: Any, batch: dict[str, Any]) -> DistillInputs:
     )
 
 
+@dataclass
+class ObjectiveSetting:
+    """What an objective may need besides the model and the loss: the run's seed (mixup draws) and
+    a factory of validation batches (the meta set of meta-learned weights)."""
+
+    seed: int = 0
+    val_loader: Callable[[], Any] | None = None
+
+
 class Objective(nn.Module):
     """A model and its training loss as one module, so ``accelerate`` prepares both."""
 
@@ -47,6 +58,11 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
         self.loss = loss
+
+    @classmethod
+    def for_training(cls, model: nn.Module, loss: DistillLoss, setting: ObjectiveSetting) -> "Objective":
+        """The objective of ``loss`` (``loss.objective_class()``), built the same way for every loss."""
+        return cls(model, loss)
 
     def forward(self, batch: dict[str, Any]) -> tuple[LossOutput, Any]:
         out = self.model(batch)
@@ -103,6 +119,10 @@ class EmaObjective(Objective):
 
         self.ema = make_ema_model(model)
         self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def for_training(cls, model: nn.Module, loss: DistillLoss, setting: ObjectiveSetting) -> "EmaObjective":
+        return cls(model, loss, seed=setting.seed)
 
     def train(self, mode: bool = True) -> "EmaObjective":
         super().train(mode)
@@ -167,6 +187,12 @@ class MetaObjective(Objective):
         self._pending: dict[str, Any] | None = None  # loaded state, applied once the net is on its device
         self._steps = 0
         self.last_stats: dict[str, float] = {}
+
+    @classmethod
+    def for_training(cls, model: nn.Module, loss: DistillLoss, setting: ObjectiveSetting) -> "MetaObjective":
+        if setting.val_loader is None:
+            raise ValueError("meta-learned weights need the validation batches (ObjectiveSetting.val_loader)")
+        return cls(model, loss, setting.val_loader)
 
     def _cycle(self) -> Iterator[dict[str, Any]]:
         """The validation batches, round and round, resuming after ``_val_drawn`` of them."""

@@ -70,7 +70,7 @@ def test_interrupt_without_a_running_bar_is_still_one_line_and_one_object(cli, m
 def test_training_note_counts_checkpointed_epochs():
     from types import SimpleNamespace
 
-    from lugpi_cli.commands.training_common import TrainingProgress
+    from lugpi_cli.progress import TrainingProgress
 
     progress = TrainingProgress(SimpleNamespace(epochs=5, batch_size=14))
     with progress as hooks:

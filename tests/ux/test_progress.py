@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console, Group
 
-from lugpi_cli.commands.training_common import _postfix
+from lugpi_cli.progress import loss_postfix as _postfix
 from lugpi_cli.progress import ProgressBar, format_eta
 
 LOSSES = {"total": 0.725, "ce": 0.694, "kl_multi": 0.0, "w_multi": 0.492, "kl_text": 0.001, "w_text": 0.254,

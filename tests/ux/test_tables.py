@@ -7,9 +7,9 @@ import json
 
 from rich.console import Console
 
-from lugpi_cli.commands.ablate import best_line
-from lugpi_cli.commands.probe import probe_tables
-from lugpi_cli.commands.store import _config_summary
+from lugpi_cli.commands.training_common import best_line
+from lugpi_cli.reports.store_tables import _config_summary
+from lugpi_cli.reports.tables import probe_tables
 from lugpi_cli.evaluation.compare import distinct_labels, run_label
 
 CLASSES = ["alt.atheism", "comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware",
@@ -112,7 +112,7 @@ def test_help_hides_flag_metavars_and_says_which_teacher(cli, monkeypatch):
 
 
 def test_evaluate_table_keeps_every_run_name_and_column_at_80_and_200_columns():
-    from lugpi_cli.commands.evaluate import render_comparison
+    from lugpi_cli.reports.tables import render_comparison
     from lugpi_cli.evaluation.compare import Comparison, Row
 
     metrics = {"accuracy": 0.9, "macro_f1": 0.89, "micro_f1": 0.9, "roc_auc": 0.97}

@@ -1,0 +1,26 @@
+"""Resolving a stage's data set: from its files or the workspace's snapshot, for a run or for a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lugpi_cli.stages.common import DatasetParams
+from lugpi_cli.workspace import Workspace
+
+
+def planned_dataset(ws: Workspace, dataset: DatasetParams):
+    """The data set a plan reads (its snapshot, or its files), writing nothing."""
+    from lugpi_cli.data.snapshot import resolve_dataset
+
+    return resolve_dataset(dataset.request(), ws.existing_store(), persist=False)
+
+
+def dataset_and_request(dataset: DatasetParams, store) -> tuple[Any, dict[str, Any]]:
+    """The (limited) data set and a JSON description that lets later stages find it again."""
+    from lugpi_cli.data.snapshot import describe_request, limit_dataset, resolve_dataset
+
+    request = dataset.request()
+    full = resolve_dataset(dataset.without_limit().request(), store)
+    ds = limit_dataset(full, request.limit)
+    origin = {"origin": full.origin} if full.origin else {}  # a Hugging Face data set's id, revision, fingerprints
+    return ds, {**describe_request(request), "full_fingerprint": full.fingerprint(), **origin}
