@@ -38,7 +38,7 @@ def build_workspace(root: Path, samples: int, models: dict[str, Path]) -> dict:
     from lugpi_cli.generation import GenerationConfig, generate_dataset, load_pipeline
     from lugpi_cli.lineage import image_source, record_embedding
     from lugpi_cli.training.loop import TrainConfig
-    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+    from lugpi_cli.training.lifecycle import TeacherSpec, train_teacher
     from lugpi_store import Store
 
     rng = np.random.default_rng(0)

@@ -230,7 +230,7 @@ def synthetic_dataset(per_class: int = 1000):
 def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
     """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss)."""
     from lugpi_cli.training.loop import TrainConfig
-    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+    from lugpi_cli.training.lifecycle import TeacherSpec, train_teacher
     from lugpi_store import Store
 
     cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)

@@ -32,10 +32,16 @@ class State:
     verbose: int = 0
     emitted: bool = False  # a result object was printed (an error then adds no second one)
 
-    def __post_init__(self) -> None:
-        from lugpi_cli.workspace import Workspace
+    _space: Any = field(default=None, repr=False)
 
-        self.space = Workspace(self.workspace)  # what the stages take: store, runs, lineage, run lookup
+    @property
+    def space(self):
+        """The :class:`~lugpi_cli.workspace.Workspace` the stages take (store, runs, lineage, run lookup)."""
+        if self._space is None or self._space.root != Path(self.workspace):
+            from lugpi_cli.workspace import Workspace
+
+            self._space = Workspace(self.workspace)
+        return self._space
 
     @property
     def store_path(self) -> Path:
@@ -44,6 +50,11 @@ class State:
     @property
     def runs_path(self) -> Path:
         return self.space.runs_path
+
+    @property
+    def opened(self) -> list:
+        """The stores this command writes (flushed when it succeeds)."""
+        return self.space.opened
 
     def open_store(self, *, create: bool = False):
         """The workspace's feature store (see :meth:`lugpi_cli.workspace.Workspace.open_store`)."""

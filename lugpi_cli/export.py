@@ -118,13 +118,17 @@ def check_repo_id(repo_id: str) -> None:
                         "Use owner/name, e.g. --push-to-hub my-user/lugpi-imdb-student.") from exc
 
 
-def push_to_hub(directory: Path, repo_id: str, *, private: bool = False, run_name: str = "") -> str:
-    """Upload an exported directory to the Hub model repo ``repo_id`` (created if needed); its URL."""
+def push_to_hub(directory: Path, repo_id: str, *, private: bool = False, run_name: str = "",
+                token: str | None = None) -> str:
+    """Upload an exported directory to the Hub model repo ``repo_id`` (created if needed); its URL.
+
+    ``token``: a Hub access token; None uses the login (``hf auth login``) or ``HF_TOKEN``.
+    """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     check_repo_id(repo_id)
-    api = HfApi()
+    api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(directory),

@@ -27,6 +27,13 @@ file system the workspace is on, or another one): a node store node 0 cannot
 see is an error naming it, and nothing is merged. Killed at any point, the
 same command resumes: finished batches are in the node stores (step 2) or
 already in the workspace store.
+
+Training stages (``train-teacher``, ``distill``, ``ablate``) under a multi-node
+launch write only from global rank 0 (run directory, teacher outputs, and the
+data set's snapshot): :func:`open_training_store` gives every other rank the
+workspace store read-only without LMDB's lock table, and
+:func:`resolve_training_dataset` lets rank 0 alone read ``--data`` and commit
+its snapshot while the others wait at a barrier, then read that snapshot.
 """
 
 from __future__ import annotations
@@ -129,6 +136,60 @@ def render(out: Any, nodes: dict[str, Any] | None) -> None:
     else:
         out.print(f"{where}: wrote into {nodes['node_store']}; node 0 merged it into the workspace store.")
 
+
+
+# -- training stages: rank 0 writes, the others read ------------------------------------
+
+
+def open_training_store(state: Any) -> Store:
+    """The store a training stage uses: the workspace's, writable; under a multi-node launch, on every rank
+    but global rank 0 read-only and without LMDB's lock table (its reader table is per machine). That is
+    safe because nothing writes while they read: rank 0 commits the data set snapshot before they start
+    (:func:`resolve_training_dataset`) and writes teacher outputs only after training, when they are done."""
+    launch = node_launch()
+    if launch is None or launch.is_main:
+        return state.open_store(create=True)
+    return Store(state.store_path, readonly=True, lock=False)
+
+
+def resolve_training_dataset(request: Any, store: Store) -> Any:
+    """:func:`~lugpi_cli.data.snapshot.resolve_dataset` for training stages. Under a multi-node launch
+    global rank 0 alone resolves the request (reading ``--data`` if need be) and commits the snapshot
+    to the workspace store; the other ranks wait for it (a barrier) and then read that snapshot, never
+    the source files and never writing (a failure on rank 0 is the same error on every rank)."""
+    from lugpi_cli.data.snapshot import resolve_dataset
+
+    launch = node_launch()
+    if launch is None:
+        return resolve_dataset(request, store)
+    resolved: list[Any] = []
+
+    def commit() -> dict[str, Any]:  # rank 0
+        ds = resolve_dataset(request, store)
+        store.flush()  # now, not with the command's first record: the other ranks read it next
+        resolved.append(ds)
+        return {"fingerprint": ds.fingerprint(), "source": ds.source, "origin": ds.origin}
+
+    group = Group(launch)
+    try:
+        made = group.outcome("dataset", commit)
+    finally:
+        group.stop()
+    return resolved[0] if launch.is_main else _dataset_of(made, store)
+
+
+def _dataset_of(made: dict[str, Any], store: Store) -> Any:
+    """The snapshot rank 0 committed, read without the lock table (whatever ``store`` was opened as)."""
+    from lugpi_cli.data.snapshot import load_snapshot
+
+    ds = load_snapshot(Store(store.path, readonly=True, lock=False), made["fingerprint"])
+    if ds is None:
+        raise UserError(f"rank 0 wrote the data set snapshot {made['fingerprint'][:16]} but this rank cannot "
+                        f"find it in {store.path}",
+                        "The workspace must be on a file system every node shares (the same path on each).")
+    ds.source = made["source"]
+    ds.origin = dict(made["origin"] or {})
+    return ds
 
 # -- the store a rank works in ---------------------------------------------------------
 

@@ -61,6 +61,7 @@ class Step:
     id: str
     values: dict[str, Any]
     refs: dict[str, str] = field(default_factory=dict)  # key -> the recipe id it refers to (teacher, runs, baseline)
+    params: dict[str, Any] = field(default_factory=dict)  # the checked parameter values (defaults filled in)
 
     @property
     def command(self) -> str:
@@ -190,7 +191,7 @@ def load_recipe(path: str | Path) -> Recipe:
     for step in recipe.steps:
         step.values = {k: resolve_path(base, k, v, recipe.where(step)) if k in PATH_KEYS | MODEL_KEYS else v
                        for k, v in step.values.items()}
-        params_of(recipe, step)  # checks every value
+        step.params = params_of(recipe, step).values()  # checks every value
     return recipe
 
 

@@ -10,32 +10,43 @@ of teachers feeding their students, and returns every step's result.
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 from typing import Any, Callable
 
 from lugpi_cli.errors import UserError
 from lugpi_cli.recipe import Recipe, Step, command_line, params_of
 
-#: the command-line spelling of a data set option in library hints -> what a recipe sets instead
-RECIPE_SPELLING = {"--data PATH": "data = \"PATH\" under [dataset]", "--data-config": "data_config = ... under [dataset]",
-                   "--data-revision": "data_revision = ... under [dataset]", "--limit": "limit = N under [dataset]"}
-
 Progress = Callable[[Step, Any], Any]  # (step, params) -> a context manager yielding the run's keyword arguments
 
 
 @contextlib.contextmanager
 def recipe_hints(recipe: Recipe):
-    """A library error's hint in a recipe's words: what the recipe sets (``[dataset] data = ...``), not the
-    command-line flag (``--data PATH``) that `lugpi run` does not take."""
+    """A library error's hint in a recipe's words: what the recipe sets (``data = "PATH" under [dataset]``),
+    not the command-line flag (``pass --data PATH``) that `lugpi run` does not take."""
     try:
         yield
     except UserError as exc:
-        hint = exc.hint or ""
-        for flag, key in RECIPE_SPELLING.items():
-            hint = hint.replace("pass " + flag, "set " + key).replace(flag, key)
-        if hint != (exc.hint or ""):
-            exc.hint = hint + f" (in {recipe.path.name})"
+        if exc.hint:
+            hint = _DATASET_FLAG.sub(_recipe_spelling, exc.hint)
+            exc.hint = hint + f" (in {recipe.path.name})" if hint != exc.hint else hint
         raise
+
+
+def _dataset_flag():
+    from lugpi_cli.stages.common import DatasetParams
+
+    flags = sorted((f.flag for f in DatasetParams.param_fields().values() if f.meta.cli), key=len, reverse=True)
+    return re.compile(r"(?:pass )?(" + "|".join(map(re.escape, flags)) + r")\b(?! *=)(?: ([A-Z][A-Z_]*)\b)?")
+
+
+def _recipe_spelling(match: re.Match) -> str:
+    key = match.group(1)[2:].replace("-", "_")
+    value = f' = "{match.group(2)}"' if match.group(2) else " = ..."
+    return f"set {key}{value} under [dataset]" if match.group(0).startswith("pass ") else f"{key}{value} under [dataset]"
+
+
+_DATASET_FLAG = _dataset_flag()
 
 
 def plan(recipe: Recipe, ws, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -76,13 +87,15 @@ def _plan_step(recipe: Recipe, step: Step, params, ws, context: dict[str, Any]) 
         planned = stage.plan(ws, params, features=context.get("features", {}).get(label))
         if planned.run_name is not None:
             context.setdefault("teachers", {})[step.id] = planned.output_fingerprint
-        _count(context, planned.to_train)
+        _count(context, planned.to_train and planned.reads_text_model)
         return planned.status, planned.run_name
     if step.stage in ("student", "ablate"):
         ref = step.refs.get("teacher")
         teacher_fp = context.get("teachers", {}).get(ref) if ref else None
         if ref and teacher_fp is None:
             return "its teacher cannot be planned yet", None
+        if ref and params.dataset is None:  # the planned teacher's data set: the recipe's
+            params = params.replace(dataset=recipe.dataset)
         planned = stage.plan(ws, params, teacher_output_fingerprint=teacher_fp)
         _count(context, planned.to_train)
         return planned.status, planned.run_name
@@ -132,7 +145,8 @@ def execute(recipe: Recipe, ws, *, progress: Progress | None = None, log: Callab
         line = command_line(recipe, step, params)
         if log is not None:
             log(f"[{step.stage}{'' if step.id == step.stage else ' ' + step.id}] {line}")
-        console.push_invocation(shlex.split(line)[1:])  # recorded in run configs and model cards
+        # recorded in run configs and model cards: the command that does this step alone
+        console.push_invocation(["--workspace", str(ws.root), *shlex.split(line)[1:]])
         try:
             with recipe_hints(recipe), \
                     (progress(step, params) if progress is not None else contextlib.nullcontext({})) as hooks:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from lugpi_cli import lineage
 from lugpi_cli.errors import UserError
 
 if TYPE_CHECKING:
+    from lugpi_cli.lineage import ImageSource
     from lugpi_cli.training.runs import Run
     from lugpi_store import Store
 
@@ -73,6 +73,13 @@ class Workspace:
         self.opened.append(store)
         return store
 
+    def open_training_store(self) -> Store:
+        """The store a training stage uses: writable, except on the ranks other than global rank 0 of a
+        multi-node launch, which read it without LMDB's lock table (:func:`lugpi_cli.multinode.open_training_store`)."""
+        from lugpi_cli.multinode import open_training_store
+
+        return open_training_store(self)
+
     def existing_store(self) -> Store | None:
         """The store if it exists (plans and read-only lookups), else None."""
         store = self.open_store()
@@ -89,11 +96,15 @@ class Workspace:
     def pointer(self, kind: str, dataset: str, label: str | None = None, *, store: Store | None = None
                 ) -> dict[str, Any] | None:
         """The latest ``dataset`` snapshot, ``generate`` images or ``embed`` features of a data set."""
+        from lugpi_cli import lineage
+
         return lineage.read_pointer(store if store is not None else self.existing_store(), kind, dataset, label)
 
     def image_source(self, dataset: str, generator: str | None = None, *, store: Store | None = None
-                     ) -> lineage.ImageSource:
+                     ) -> ImageSource:
         """The images ``dataset`` uses: its latest ``generate``, or the registered fingerprint ``generator``."""
+        from lugpi_cli import lineage
+
         return lineage.image_source(store if store is not None else self.open_store(), dataset, generator)
 
     def planned_image_source(self, dataset: str) -> dict[str, Any]:
@@ -106,9 +117,13 @@ class Workspace:
 
     def feature_source(self, dataset: str, encoder_label: str, *, store: Store | None = None) -> dict[str, Any]:
         """The latest ``embed`` of ``dataset`` with ``encoder_label`` (raises naming the command that makes it)."""
+        from lugpi_cli import lineage
+
         return lineage.feature_source(store if store is not None else self.open_store(), dataset, encoder_label)
 
     def record_features(self, store: Store, dataset: str, encoder_label: str, pointer: dict[str, Any]) -> None:
+        from lugpi_cli import lineage
+
         lineage.record_embedding(store, dataset, encoder_label, pointer)
 
     # -- runs -----------------------------------------------------------------------------------
@@ -123,6 +138,12 @@ class Workspace:
         from lugpi_cli.training.runs import find_run
 
         return find_run(self.runs_path, name_or_path)
+
+    def find_runs(self, names) -> list[Run]:
+        """Runs by name, path or glob (relative to the current directory, the workspace or its ``runs/``)."""
+        from lugpi_cli.training.runs import find_runs
+
+        return find_runs(self.runs_path, list(names))
 
     def completed_runs(self, kind: str | None = None) -> list[Run]:
         from lugpi_cli.training.runs import completed_runs

@@ -30,18 +30,19 @@ def ablate_command(dataset: DatasetOpt = None, params: dict | None = None, data_
     values = {**params, "limit": data_options["limit"]} if dataset is None else params
     p = ablate.Params.from_mapping(values, dataset={"name": dataset, **data_options} if dataset else None)
     bar = console.ProgressBar("cells", unit="cell")
+    factors: list[str] = []
 
-    def start(cells: int, out_dir: Path) -> None:
+    def start(cells: int, out_dir: Path, names: list[str]) -> None:
+        factors.extend(names)
         bar.kept = f"grid cells finished (in {out_dir / 'results.csv'})"
         bar.start(cells)
 
     def done(i: int, row: dict[str, Any]) -> None:
-        shown = " ".join(f"{k}={row[k]}" for k in factors if k in row)
+        shown = " ".join(f"{k}={row[k]}" for k in factors)
         bar.log(f"{shown} seed={row['seed']}: {row['status']}, validation {row['validation_accuracy']:.4f}, "
                 f"test {row['test_accuracy']:.4f}")
         bar.advance(1)
 
-    factors = list(ablate.design(p).levels)
     with bar:
         result = ablate.run(state.space, p, on_cell=done, on_start=start, verbose=state.verbose)
 

@@ -10,18 +10,22 @@ validation / test splits; see :mod:`.samples` for ids and split carving and
 :mod:`.registry` for where built-in data sets are looked for.
 """
 
-from lugpi_cli.data.download import download_dataset
-from lugpi_cli.data.registry import BUILTIN_DATASETS, cache_dir, load_dataset
-from lugpi_cli.data.samples import PREPROCESSING_VERSION, SPLITS, Dataset, Sample, dataset_summary
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_DATASETS",
-    "PREPROCESSING_VERSION",
-    "SPLITS",
-    "Dataset",
-    "Sample",
-    "cache_dir",
-    "dataset_summary",
-    "download_dataset",
-    "load_dataset",
-]
+import importlib
+from typing import Any
+
+#: public name -> the submodule defining it; imported on first use (PEP 562), so reading a constant such as
+#: SPLITS does not import every loader (the CLI's start-up time)
+_EXPORTS = {
+    "download_dataset": "download", "BUILTIN_DATASETS": "registry", "cache_dir": "registry",
+    "load_dataset": "registry", "PREPROCESSING_VERSION": "samples", "SPLITS": "samples", "Dataset": "samples",
+    "Sample": "samples", "dataset_summary": "samples",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

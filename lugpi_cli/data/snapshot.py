@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lugpi_cli.data import hf
 from lugpi_cli.data.registry import BUILTIN_DATASETS, load_dataset
 from lugpi_cli.data.samples import Dataset, Sample, cap
+from lugpi_cli.data.tabular import FORMATS as TABLE_FORMATS
 from lugpi_cli.errors import UserError
 from lugpi_store import Store
 
@@ -128,12 +130,40 @@ def resolve_dataset(request: DatasetRequest, store: Store | None = None, *, pers
     if store is not None and store.exists and not request.reads_source:
         ds = latest_snapshot(store, request.name)
     if ds is None:
+        _require_source(request, store)
         ds = load_dataset(request.name, data=request.data, **request.columns, **request.hub)
         if persist and store is not None:
             store.create = True
             save_snapshot(store, ds)
     return limit_dataset(ds, request.limit)
 
+
+
+def snapshot_names(store: Store | None) -> list[str]:
+    """The data set names the workspace's ``latest/dataset/`` pointers know (lower-cased)."""
+    if store is None or not store.exists:
+        return []
+    return [k.decode()[len(LATEST_PREFIX):] for k in store.keys("meta", LATEST_PREFIX)]
+
+
+def _require_source(request: DatasetRequest, store: Store | None) -> None:
+    """A bare name with no snapshot behind it (``lugpi embed reviews`` before any stage read
+    ``reviews.csv``): an error saying how a name gets its snapshot, instead of "not a table file"."""
+    name = request.name
+    if request.reads_source or name.lower() in BUILTIN_DATASETS or hf.is_hub_id(name):
+        return
+    where = (f"the workspace store {store.path} holds no snapshot of that name" if store is not None and store.exists
+             else "this workspace has no store yet")
+    files = [name + suffix for suffix in TABLE_FORMATS if Path(name + suffix).expanduser().is_file()]
+    file = files[0] if files else f"{name}.csv"  # the file beside the user, if there is one
+    known = snapshot_names(store)
+    raise UserError(
+        f"unknown data set {name!r}: not a built-in name, and {where}",
+        f"Give its file once to a stage that reads it, e.g. `lugpi generate {file} --text-col TEXT --label-col "
+        f"LABEL` (or embed / train-teacher; `data show` stores nothing): the workspace then keeps a snapshot "
+        f"and later stages accept `{name}` alone. "
+        + (f"Names this workspace knows: {', '.join(known)}." if known else
+           f"Built-in data sets: {', '.join(sorted(BUILTIN_DATASETS))}."))
 
 def describe_request(request: DatasetRequest) -> dict[str, Any]:
     """The request as JSON-able config (for run configs and logs)."""

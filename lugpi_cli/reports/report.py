@@ -61,7 +61,7 @@ def pick_examples(store: Store, teacher: Run, baseline: Run, split: str, limit: 
     """
     from lugpi_cli.data.snapshot import load_snapshot
     from lugpi_cli.lineage import ImageSource
-    from lugpi_cli.training.stages import full_fingerprint_of
+    from lugpi_cli.stages.runs import full_fingerprint_of
 
     t_config, t_preds = load_run(teacher, split)
     _, b_preds = load_run(baseline, split)

@@ -228,10 +228,10 @@ class Result:
 
 
 def run(ws: Workspace, params: Params, on_cell: Callable[[int, dict[str, Any]], None] | None = None, *,
-        on_start: Callable[[int, Path], None] | None = None, verbose: int = 0) -> Result:
+        on_start: Callable[[int, Path, list[str]], None] | None = None, verbose: int = 0) -> Result:
     """Run (or reuse) every cell, writing the results after each; analyse the grid.
 
-    ``on_start(cells, out_dir)`` before the first cell, ``on_cell(index, row)`` after each.
+    ``on_start(cells, out_dir, factors)`` before the first cell, ``on_cell(index, row)`` after each.
     """
     from lugpi_cli.ablation.analysis import analyse, write_analysis, write_results
     from lugpi_cli.ablation.runner import run_grid
@@ -259,11 +259,11 @@ def run(ws: Workspace, params: Params, on_cell: Callable[[int, dict[str, Any]], 
         if on_cell is not None:
             on_cell(i, row)
 
+    factors = list(grid.levels)
     if on_start is not None:
-        on_start(len(cells), out_dir)
+        on_start(len(cells), out_dir, factors)
     run_grid(ws, grid.cells, cells, jobs=grid.jobs, verbose=verbose, on_result=done)
     # 3. analyse: mean ± std per setting, the best on validation, ANOVA, heatmap
-    factors = list(grid.levels)
     analysis = analyse(rows, factors)
     files = write_analysis(out_dir, analysis, rows)
     return Result(out_dir, header, rows, analysis, files, factors)
@@ -275,7 +275,7 @@ def _dataset(ws: Workspace, cell):
     from lugpi_cli.stages.data import dataset_and_request
     from lugpi_cli.stages.runs import teacher_dataset
 
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     if cell.dataset is not None:
         return dataset_and_request(cell.dataset, store)[0]
     return limit_dataset(teacher_dataset(store, ws.find_run(cell.teacher)), cell.limit)

@@ -17,10 +17,11 @@ def planned_dataset(ws: Workspace, dataset: DatasetParams):
 
 def dataset_and_request(dataset: DatasetParams, store) -> tuple[Any, dict[str, Any]]:
     """The (limited) data set and a JSON description that lets later stages find it again."""
-    from lugpi_cli.data.snapshot import describe_request, limit_dataset, resolve_dataset
+    from lugpi_cli.data.snapshot import describe_request, limit_dataset
+    from lugpi_cli.multinode import resolve_training_dataset
 
     request = dataset.request()
-    full = resolve_dataset(dataset.without_limit().request(), store)
+    full = resolve_training_dataset(dataset.without_limit().request(), store)  # multi-node: rank 0 writes
     ds = limit_dataset(full, request.limit)
     origin = {"origin": full.origin} if full.origin else {}  # a Hugging Face data set's id, revision, fingerprints
     return ds, {**describe_request(request), "full_fingerprint": full.fingerprint(), **origin}

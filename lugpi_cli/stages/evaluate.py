@@ -45,8 +45,8 @@ class Result:
 def run(ws: Workspace, params: Params) -> Result:
     from lugpi_cli.evaluation.compare import compare_runs, paper_entry, write_text
 
-    # 1. the runs: as named (paths or names under the workspace), else every finished one
-    chosen = [ws.find_run(r) for r in params.runs] if params.runs else ws.completed_runs()
+    # 1. the runs: as named (paths, names or globs, also under the workspace), else every finished one
+    chosen = ws.find_runs(params.runs) if params.runs else ws.completed_runs()
     base = ws.find_run(params.baseline) if params.baseline else None
     # 2. the comparison, the paper's numbers beside it
     comparison = compare_runs(chosen, split=params.split, baseline=base, alpha_level=params.alpha_level,

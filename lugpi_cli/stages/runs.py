@@ -2,7 +2,7 @@
 and the data set a teacher run was trained on.
 
 The torch side they share (fitting, writing predictions, reusing a finished run) is
-:mod:`lugpi_cli.training.stages`.
+:mod:`lugpi_cli.training.lifecycle`.
 """
 
 from __future__ import annotations

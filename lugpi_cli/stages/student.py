@@ -138,6 +138,7 @@ Params = dataclasses.make_dataclass(
 class Plan:
     status: str
     run_name: str | None
+    reads_text_model: bool = True  # as the teacher's Plan: a student always fine-tunes a text model
 
     @property
     def to_train(self) -> bool:
@@ -156,6 +157,9 @@ def plan(ws: Workspace, params: Params, teacher_output_fingerprint: str | None =
 
     hparams, fields = resolve_loss(params.method, dict(params.loss))
     if teacher_output_fingerprint is not None:
+        if params.dataset is None:
+            raise UserError("a student of a teacher that is only planned needs its data set",
+                            "Pass the teacher's data set: student.plan(ws, params with dataset=..., fingerprint).")
         ds, teacher_fp = limit_dataset(planned_dataset(ws, params.dataset), params.limit), teacher_output_fingerprint
     else:
         teacher, ds, _ = _teacher_and_dataset(ws, params, fields, ws.existing_store(), planned=True)
@@ -200,7 +204,7 @@ def run(ws: Workspace, params: Params, hooks: Hooks | None = None) -> StageResul
     # 1. resolve: the device, the loss (built once), the store, the teacher and the data set
     runtime.resolve_device(params.device)
     loss = build_loss(params.method, **dict(params.loss))
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     teacher, ds, described = _teacher_and_dataset(ws, params, loss.teacher_fields, store)
     cfg = dataclasses.replace(params.train_config(), project=params.project)
     return train(store, ws.runs_path, ds, params.spec(), loss, cfg, teacher=teacher,
@@ -303,7 +307,7 @@ def _build(store, ds, spec: StudentSpec, loss, cfg, splits, teacher_keys):
     from lugpi_cli.training.data import Collator, TrainingData
     from lugpi_cli.training.loop import seed_everything
     from lugpi_cli.training.objectives import ObjectiveSetting
-    from lugpi_cli.training.stages import tokenizer_for
+    from lugpi_cli.training.lifecycle import tokenizer_for
 
     tokenizer = tokenizer_for(spec.text_model, cfg.max_length)
     seed_everything(cfg.seed)  # --seed decides the head's (and --init xavier's) initial weights

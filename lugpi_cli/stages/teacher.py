@@ -117,7 +117,7 @@ def run(ws: Workspace, params: Params, hooks: Hooks | None = None) -> StageResul
 
     # 1. resolve: the device, the store this run writes, the data set
     runtime.resolve_device(params.device)
-    store = ws.open_store(create=True)
+    store = ws.open_training_store()  # multi-node: read-only except on rank 0
     ds, described = dataset_and_request(params.dataset, store)
     return train(store, ws.runs_path, ds, params.spec(), params.train_config(), dataset_request=described,
                  run=params.run, force=params.force, device=params.device, hooks=hooks)
@@ -209,7 +209,7 @@ def _data(store, ds, spec: TeacherSpec, features):
     """The splits and ``data_for(samples)``; refuses samples of any split without features."""
     from lugpi_cli.lineage import feature_keys
     from lugpi_cli.training.data import TrainingData
-    from lugpi_cli.training.stages import split_samples
+    from lugpi_cli.training.lifecycle import split_samples
 
     splits = split_samples(ds)
     if not splits["train"] or not splits["validation"]:
@@ -240,7 +240,7 @@ def _build(ds, spec: TeacherSpec, cfg, train_data):
     from lugpi_cli.training.data import Collator
     from lugpi_cli.training.loop import seed_everything
     from lugpi_cli.training.objectives import ArmadaTeacherLoss, Objective
-    from lugpi_cli.training.stages import tokenizer_for
+    from lugpi_cli.training.lifecycle import tokenizer_for
 
     uses_text = spec.modality in ("both", "text")
     image_dim = int(np.atleast_2d(train_data[0]["image"]).shape[-1]) if spec.modality != "text" else None
@@ -257,7 +257,7 @@ def _build(ds, spec: TeacherSpec, cfg, train_data):
 def _write(store, run, ds, splits, model, collate, cfg, data_for, spec: TeacherSpec, output_fp: str,
            config: dict[str, Any]) -> dict[str, Any]:
     from lugpi_cli.training.recache import write_outputs
-    from lugpi_cli.training.stages import write_outputs as predictions
+    from lugpi_cli.training.lifecycle import write_outputs as predictions
 
     device = next(model.parameters()).device
     metrics, outputs = predictions(run, ds, splits, model, collate, cfg, device, data_for,

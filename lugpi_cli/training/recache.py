@@ -55,7 +55,7 @@ def recache_teacher(store: Store, run: Run, ds: Dataset, cfg, device: str, missi
     from lugpi_cli.models import load_model
     from lugpi_cli.runtime import resolve_device
     from lugpi_cli.training.data import Collator, TrainingData
-    from lugpi_cli.training.stages import StageResult, _write_outputs
+    from lugpi_cli.training.lifecycle import StageResult, _write_outputs
 
     config = run.config()
     features = config.get("feature_source")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -193,6 +194,55 @@ def find_run(runs_dir: Path, name_or_path: str | Path) -> Run:
     raise UserError(f"no run {str(name_or_path)!r}",
                     f"Give a run directory or a run name under {runs_dir} (see `ls {runs_dir}`).")
 
+
+
+GLOB_CHARS = "*?["
+
+
+def find_runs(runs_dir: Path, names: list[str | Path]) -> list[Run]:
+    """Runs by name, path or glob, in the order given (each run once).
+
+    A glob (``runs/teacher-*``, ``'student-imdb-*'``: one the shell did not expand
+    because it matched nothing where the user stands, or one in quotes) matches
+    run directories relative to the current directory, to the workspace (the
+    parent of ``runs_dir``) and to ``runs_dir`` itself, in that order; a pattern
+    matching no run anywhere is an error naming it.
+    """
+    found: dict[Path, Run] = {}
+    for name in names:
+        text = str(name)
+        if not any(c in text for c in GLOB_CHARS):
+            run = _find_literal(runs_dir, text)
+            found.setdefault(run.dir.resolve(), run)
+            continue
+        matched = _glob_runs(runs_dir, text)
+        if not matched:
+            raise UserError(f"no run matches {text!r}",
+                            f"The pattern is matched against run directories in the current directory, in "
+                            f"{runs_dir.parent} and in {runs_dir} (see `ls {runs_dir}`).")
+        for run in matched:
+            found.setdefault(run.dir.resolve(), run)
+    return list(found.values())
+
+
+def _find_literal(runs_dir: Path, text: str) -> Run:
+    """:func:`find_run`, plus a path relative to the workspace (``runs/NAME`` typed outside it)."""
+    path = Path(text).expanduser()
+    in_workspace = runs_dir.parent / path
+    if not (path / "config.json").exists() and not path.is_absolute() and (in_workspace / "config.json").exists():
+        return Run(in_workspace)
+    return find_run(runs_dir, text)
+
+
+def _glob_runs(runs_dir: Path, pattern: str) -> list[Run]:
+    expanded = os.path.expanduser(pattern)
+    bases = [Path(".")] if os.path.isabs(expanded) else [Path("."), runs_dir.parent, runs_dir]
+    for base in bases:
+        hits = sorted(glob.glob(str(base / expanded)))  # an absolute pattern ignores the base
+        runs = [Run(Path(hit)) for hit in hits if (Path(hit) / "config.json").is_file()]
+        if runs:
+            return runs
+    return []
 
 def completed_runs(runs_dir: Path, kind: str | None = None) -> list[Run]:
     """Finished runs, oldest first (by the time DONE was written)."""

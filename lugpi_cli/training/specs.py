@@ -1,6 +1,6 @@
 """What names a teacher or student run, without torch: the specs and the configs whose hash is the run name.
 
-The stages (:mod:`lugpi_cli.training.stages`) train with them; a plan (``lugpi run --dry-run``,
+The stages (:mod:`lugpi_cli.training.lifecycle`) train with them; a plan (``lugpi run --dry-run``,
 ``lugpi evaluate --paper``) computes the same run names and teacher-output fingerprints from them
 without importing torch.
 """

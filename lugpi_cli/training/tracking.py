@@ -14,8 +14,10 @@ Where the data goes (``project``: ``lugpi`` by default; every cell of one
 - TensorBoard: ``WORKSPACE/tracking/<project>/<run name>/`` (``tensorboard --logdir WORKSPACE/tracking``);
 - Weights & Biases: project ``<project>``, run name = the lugpi run, group = the project;
   local files in ``WORKSPACE/tracking/``;
-- MLflow: experiment ``<project>``, run name = the lugpi run, tracking URI ``WORKSPACE/tracking/mlruns``
-  unless ``MLFLOW_TRACKING_URI`` says otherwise.
+- MLflow: experiment ``<project>``, run name = the lugpi run, tracking URI
+  ``sqlite:///WORKSPACE/tracking/mlflow.db`` (a local database file; MLflow 3 refuses the plain-directory
+  file store) and artifacts in ``WORKSPACE/tracking/mlartifacts``, unless ``MLFLOW_TRACKING_URI`` says
+  otherwise (``mlflow ui --backend-store-uri sqlite:///WORKSPACE/tracking/mlflow.db``).
 
 Only the main process logs. The trackers are told nothing that changes the
 result: ``--report-to`` is not part of a run's config hash.
@@ -33,8 +35,8 @@ from lugpi_cli.errors import UserError
 
 #: tracker name -> the module it needs and how to install it
 TRACKERS = {"tensorboard": ("tensorboard", "pip install 'lugpi[tracking]' (or pip install tensorboard)"),
-            "wandb": ("wandb", "pip install wandb"),
-            "mlflow": ("mlflow", "pip install mlflow")}
+            "wandb": ("wandb", "pip install 'lugpi[trackers]' (or pip install wandb)"),
+            "mlflow": ("mlflow", "pip install 'lugpi[trackers]' (or pip install mlflow)")}
 CHOICES = ("none", "all", *TRACKERS)
 DEFAULT_PROJECT = "lugpi"
 
@@ -86,9 +88,24 @@ def build_trackers(names: list[str], run_name: str, run_dir: Path, project: str 
             root.mkdir(parents=True, exist_ok=True)
             out.append(WandBTracker(project, name=run_name, group=project, dir=str(root)))
         elif name == "mlflow":
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or str(root / "mlruns")
-            out.append(MLflowTracker(experiment_name=project, logging_dir=uri, run_name=run_name))
+            root.mkdir(parents=True, exist_ok=True)
+            _mlflow_tracking_uri(root)
+            out.append(MLflowTracker(experiment_name=project, logging_dir=str(root / "mlartifacts"),
+                                     run_name=run_name))
     return out
+
+
+def mlflow_uri(root: Path) -> str:
+    """Where MLflow runs go: ``MLFLOW_TRACKING_URI``, else the workspace's ``tracking/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def _mlflow_tracking_uri(root: Path) -> None:
+    """accelerate's ``MLflowTracker`` takes the artifact location only; the tracking URI is mlflow's
+    process-wide setting (else runs land in ``./mlflow.db`` of whatever directory the command ran in)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_uri(root))
 
 
 def hyperparameters(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -157,6 +157,62 @@ def test_push_without_network_fails_clearly_after_a_complete_export(cli, trained
     assert "the Hub could not be reached" in err or "the Hub refused" in err
 
 
+
+@pytest.fixture
+def hub_calls(monkeypatch):
+    """``HfApi.create_repo`` / ``upload_folder`` replaced by recorders (no network); what each was given,
+    and the uploaded folder's files (name -> bytes) as they were at the moment of the upload."""
+    from huggingface_hub import HfApi
+
+    calls: list[tuple[str, dict]] = []
+
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create_repo", {"repo_id": repo_id, "token": self.token, **kwargs}))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        calls.append(("upload_folder", {"token": self.token, "files": files, **kwargs}))
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_push_uploads_exactly_the_exported_files(cli, trained, tmp_path, hub_calls):
+    _teacher, student = trained
+    out = tmp_path / "pushed"
+    result = json.loads(cli("export", student.name, out, "--push-to-hub", "someone/lugpi-student", "--private",
+                            "--json").stdout)
+    assert result["pushed_to"] == "https://huggingface.co/someone/lugpi-student"
+    assert [name for name, _ in hub_calls] == ["create_repo", "upload_folder"]
+    create, upload = hub_calls[0][1], hub_calls[1][1]
+    assert create["repo_id"] == "someone/lugpi-student" and create["repo_type"] == "model"
+    assert create["private"] is True and create["exist_ok"] is True
+    assert upload["repo_id"] == "someone/lugpi-student" and upload["repo_type"] == "model"
+    assert Path(upload["folder_path"]) == out.resolve() and student.name in upload["commit_message"]
+    exported = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert sorted(upload["files"]) == sorted(result["files"]) == sorted(exported)  # exactly the export, no extras
+    assert upload["files"] == exported
+    assert 'model="someone/lugpi-student"' in upload["files"]["README.md"].decode()  # the card names the repo
+    hub_calls.clear()
+    cli("export", student.name, tmp_path / "public", "--push-to-hub", "someone/lugpi-student")
+    assert hub_calls[0][1]["private"] is False  # --private is passed through, not assumed
+
+
+def test_push_passes_the_token_through(trained, tmp_path, hub_calls):
+    from lugpi_cli.export import export_run, push_to_hub
+
+    _teacher, student = trained
+    done = export_run(student, tmp_path / "tok")
+    url = push_to_hub(done.directory, "someone/tokened", token="hf_given", run_name=student.name)
+    assert url == "https://huggingface.co/someone/tokened"
+    assert [call["token"] for _, call in hub_calls] == ["hf_given", "hf_given"]
+    hub_calls.clear()
+    push_to_hub(done.directory, "someone/tokened")  # no token: huggingface_hub's own login / HF_TOKEN decide
+    assert [call["token"] for _, call in hub_calls] == [None, None]
+
 def test_a_recipe_step_records_its_command_and_the_recipe(cli, workspace, tmp_path, table, tiny_models, text_args):
     recipe = tmp_path / "r.toml"
     recipe.write_text(f'[dataset]\nname = "{table}"\n' + "".join(f'{k} = "{v}"\n' for k, v in zip(

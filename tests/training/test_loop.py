@@ -229,7 +229,7 @@ def test_msd_meta_and_ema_resume_bit_for_bit(tmp_path, tiny_models, kind):
 
 
 def test_default_teacher_prefers_the_latest_multimodal_one(tmp_path):
-    from lugpi_cli.training.stages import default_teacher
+    from lugpi_cli.training.lifecycle import default_teacher
 
     def finish(name, modality):
         run = Run(tmp_path / "runs" / name)

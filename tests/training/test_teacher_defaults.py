@@ -20,7 +20,7 @@ def _finish(runs, name, modality, fields=None, **config):
 
 
 def test_default_teacher_is_the_latest_that_caches_what_the_method_reads(tmp_path):
-    from lugpi_cli.training.stages import default_teacher
+    from lugpi_cli.training.lifecycle import default_teacher
 
     runs = tmp_path / "runs"
     _finish(runs, "fusion-1", "both", ["logits", "embedding"])
@@ -70,7 +70,7 @@ def test_outputs_dropped_by_gc_are_recached_from_the_saved_model(cli, workspace,
     assert Store(workspace / "store").count("teacher") == 0
     close_all()
 
-    import lugpi_cli.training.stages as stages
+    import lugpi_cli.training.lifecycle as stages
 
     def no_training(*args, **kwargs):
         raise AssertionError("the teacher was retrained")
