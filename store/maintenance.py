@@ -201,6 +201,27 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
         if Path(src.path).resolve() == Path(dest.path).resolve():
             raise StoreError(f"cannot merge the store {src.path} into itself")
     # Pass 1: read everything, find conflicts (across sources too) and corruption.
+    plan = _merge_plan(dest, srcs)
+    added = {ns: 0 for ns in NAMESPACES}
+    if dry_run:
+        for _, ns, new in plan:
+            added[ns] += new
+        return {"dry_run": True, "added": added, "sources": [str(s.path) for s in srcs]}
+    # Pass 2: copy in batches, one transaction per batch.
+    dest.create = True
+    for src in srcs:
+        _copy_records(dest, src, added)
+    return {"dry_run": False, "added": added, "sources": [str(s.path) for s in srcs]}
+
+
+def _not_merged(ns: str, key: bytes) -> bool:
+    """Workspace-local meta records stay where they are; fingerprint registrations are unioned, not copied."""
+    return ns == "meta" and (is_local_meta(key) or key.startswith(FP_META_PREFIX))
+
+
+def _merge_plan(dest: Store, srcs: list[Store]) -> list[tuple[Store, str, int]]:
+    """``(source, namespace, records it adds)``; raises :class:`MergeConflict` or, for a corrupt record,
+    :class:`StoreError` before anything is written."""
     conflicts: list[tuple[str, str, str]] = []
     plan: list[tuple[Store, str, int]] = []
     seen: dict[tuple[str, bytes], tuple[int, str]] = {}
@@ -208,7 +229,7 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
         for ns in NAMESPACES:
             new = 0
             for key, raw in src.iter_raw(ns):
-                if ns == "meta" and (is_local_meta(key) or key.startswith(FP_META_PREFIX)):
+                if _not_merged(ns, key):
                     continue
                 try:
                     codec.check(raw)
@@ -233,30 +254,27 @@ def merge(dest: Store, sources: Iterable[str | Path], *, dry_run: bool = False) 
             plan.append((src, ns, new))
     if conflicts:
         raise MergeConflict(conflicts)
-    added = {ns: 0 for ns in NAMESPACES}
-    if dry_run:
-        for _, ns, new in plan:
-            added[ns] += new
-        return {"dry_run": True, "added": added, "sources": [str(s.path) for s in srcs]}
-    # Pass 2: copy in batches, one transaction per batch.
-    dest.create = True
-    for src in srcs:
-        for fp_prefix, entry in src.fingerprints().items():
-            for ns in entry.get("namespaces", []):
-                dest.register(ns, entry["fingerprint"], entry.get("config"))
-        for ns in NAMESPACES:
-            batch: list[tuple[bytes, bytes]] = []
-            size = 0
-            for key, raw in src.iter_raw(ns):
-                if ns == "meta" and (is_local_meta(key) or key.startswith(FP_META_PREFIX)):
-                    continue
-                batch.append((key, raw))
-                size += len(raw)
-                if size >= MERGE_BATCH_BYTES:
-                    added[ns] += dest.put_many(ns, batch)
-                    batch, size = [], 0
-            added[ns] += dest.put_many(ns, batch)
-    return {"dry_run": False, "added": added, "sources": [str(s.path) for s in srcs]}
+    return plan
+
+
+def _copy_records(dest: Store, src: Store, added: dict[str, int]) -> None:
+    """``src``'s fingerprint registrations and records into ``dest``, in batches of about
+    ``MERGE_BATCH_BYTES`` (one transaction each); counts the new records into ``added``."""
+    for fp_prefix, entry in src.fingerprints().items():
+        for ns in entry.get("namespaces", []):
+            dest.register(ns, entry["fingerprint"], entry.get("config"))
+    for ns in NAMESPACES:
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        for key, raw in src.iter_raw(ns):
+            if _not_merged(ns, key):
+                continue
+            batch.append((key, raw))
+            size += len(raw)
+            if size >= MERGE_BATCH_BYTES:
+                added[ns] += dest.put_many(ns, batch)
+                batch, size = [], 0
+        added[ns] += dest.put_many(ns, batch)
 
 
 def _crc_of(raw: bytes) -> int:

@@ -149,14 +149,7 @@ def load_dataset(
     options = {"validation_fraction": validation_fraction, "seed": seed, "max_per_split": max_per_split}
     key = name_or_path.strip().lower() if isinstance(name_or_path, str) else None
     if key in BUILTINS:
-        given = [opt for opt, value in columns.items() if value is not None]
-        if given:
-            raise UserError(
-                f"{given[0]} applies to table files, not to the built-in data set {key!r}",
-                "drop the column options, or give a .csv/.tsv/.jsonl/.parquet file",
-            )
-        _no_hub_options(key, data_config, data_revision)
-        return BUILTINS[key].load(locate_builtin(key, data), **options)
+        return _load_builtin(key, data, columns, data_config, data_revision, options)
 
     if name_or_path is not None and data is None and hf.is_hub_id(name_or_path):
         return hf.load_hub(name_or_path, config=data_config, revision=data_revision, **columns,
@@ -178,6 +171,25 @@ def load_dataset(
             else f"two data files given: {name_or_path} and --data {data}",
             _choices_hint(),
         )
+    return _load_table(path, columns, data_config, data_revision, test_fraction, options)
+
+
+def _load_builtin(key: str, data: str | Path | None, columns: dict, data_config: str | None,
+                  data_revision: str | None, options: dict) -> Dataset:
+    """The built-in data set ``key`` from its local copy (column and Hub options do not apply)."""
+    given = [opt for opt, value in columns.items() if value is not None]
+    if given:
+        raise UserError(
+            f"{given[0]} applies to table files, not to the built-in data set {key!r}",
+            "drop the column options, or give a .csv/.tsv/.jsonl/.parquet file",
+        )
+    _no_hub_options(key, data_config, data_revision)
+    return BUILTINS[key].load(locate_builtin(key, data), **options)
+
+
+def _load_table(path: Path, columns: dict, data_config: str | None, data_revision: str | None,
+                test_fraction: float, options: dict) -> Dataset:
+    """The table file at ``path``; anything else (or nothing there) is refused with what to give instead."""
     if not tabular.is_tabular(path):
         looks_like = _looks_like(path)
         hint = (f"it holds data of the built-in {', '.join(looks_like)}: give the name and the path, "

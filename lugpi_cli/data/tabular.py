@@ -257,8 +257,28 @@ def load(
     **options,
 ) -> Dataset:
     """Load a table file (see the module docstring for every rule)."""
+    # 1. the columns asked for, checked against the file
     chosen = {"text_col": text_col, "label_col": label_col, "split_col": split_col,
               "prompt_col": prompt_col, "id_col": id_col}
+    table = _read_checked(path, chosen)
+    # 2. the rows kept (and why others were skipped)
+    kept, skipped = _kept_rows(path, table, chosen)
+    if not kept:
+        raise UserError(f"{path}: every row was skipped ({dict(skipped)})", f"check the text column {text_col!r}")
+    # 3. the label names: those of the train split, every other split's labels among them
+    label_names = _label_names(path, kept, split_col)
+    index = {label: i for i, label in enumerate(label_names)}
+    name = path.stem
+    samples = [
+        Sample(id=sample_id(name, split, identity), text=text, prompt=prompt, label=index[label], split=split)
+        for _where, split, identity, text, prompt, label in kept
+    ]
+    return assemble(name, label_names, samples, source=str(path), skipped=dict(skipped),
+                    test_fraction=test_fraction, **options)
+
+
+def _read_checked(path: Path, chosen: dict[str, str | None]) -> Table:
+    """The table's rows, once the text and label columns are named and every named column exists."""
     for required in ("text_col", "label_col"):
         if not chosen[required]:
             raise UserError(
@@ -277,8 +297,13 @@ def load(
                 f"{path}: no column {column!r} ({_OPTION_FLAGS[option]})",
                 f"the columns are: {', '.join(map(repr, table.columns))}",
             )
+    return table
 
-    name = path.stem
+
+def _kept_rows(path: Path, table: Table, chosen: dict[str, str | None]) -> tuple[list[tuple], Counter[str]]:
+    """``(where, split, identity, text, prompt, label)`` of every row kept; the skipped rows counted by reason."""
+    text_col, label_col, split_col = chosen["text_col"], chosen["label_col"], chosen["split_col"]
+    prompt_col, id_col = chosen["prompt_col"], chosen["id_col"]
     skipped: Counter[str] = Counter()
     kept: list[tuple[str, str, Any, str, str, str]] = []  # where, split, identity, text, prompt, label
     seen_ids: dict[str, str] = {}
@@ -298,21 +323,27 @@ def load(
                 "fill in the label, or remove the row",
             )
         split = _split(path, where, split_col, values.get(split_col)) if split_col else "train"
-        identity: Any = number
-        if id_col:
-            identity = label_key(values.get(id_col))
-            if identity is None:
-                raise UserError(f"{path}, {where}: empty id in column {id_col!r}", "give every row an id")
-            if identity in seen_ids:
-                raise UserError(
-                    f"{path}, {where}: id {identity!r} in column {id_col!r} repeats {seen_ids[identity]}",
-                    "ids must be unique",
-                )
-            seen_ids[identity] = where
+        identity = _row_id(path, where, values, id_col, seen_ids) if id_col else number
         kept.append((where, split, identity, text, prompt, label))
+    return kept, skipped
 
-    if not kept:
-        raise UserError(f"{path}: every row was skipped ({dict(skipped)})", f"check the text column {text_col!r}")
+
+def _row_id(path: Path, where: str, values: dict[str, Any], id_col: str, seen_ids: dict[str, str]) -> str:
+    """The row's id from ``id_col``: present and unique (``seen_ids``: id -> where it was first seen)."""
+    identity = label_key(values.get(id_col))
+    if identity is None:
+        raise UserError(f"{path}, {where}: empty id in column {id_col!r}", "give every row an id")
+    if identity in seen_ids:
+        raise UserError(
+            f"{path}, {where}: id {identity!r} in column {id_col!r} repeats {seen_ids[identity]}",
+            "ids must be unique",
+        )
+    seen_ids[identity] = where
+    return identity
+
+
+def _label_names(path: Path, kept: list[tuple], split_col: str | None) -> list[str]:
+    """The sorted label names of the train split; a label of another split missing from it is an error."""
     train_labels = {label for _, split, _, _, _, label in kept if split == "train"}
     if not train_labels:
         raise UserError(
@@ -325,11 +356,4 @@ def load(
                 f"{path}, {where}: label {label!r} ({split}) never occurs in the train split",
                 "a classifier cannot learn a label it never sees: fix the label, or add training rows with it",
             )
-    label_names = sort_labels(train_labels)
-    index = {label: i for i, label in enumerate(label_names)}
-    samples = [
-        Sample(id=sample_id(name, split, identity), text=text, prompt=prompt, label=index[label], split=split)
-        for _where, split, identity, text, prompt, label in kept
-    ]
-    return assemble(name, label_names, samples, source=str(path), skipped=dict(skipped),
-                    test_fraction=test_fraction, **options)
+    return sort_labels(train_labels)

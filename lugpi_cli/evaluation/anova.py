@@ -72,16 +72,45 @@ def grid_anova(
         UserError: a column is missing, no factor has two levels, or there are
             too few runs to leave residual degrees of freedom.
     """
-    import pandas as pd
     from statsmodels.formula.api import ols
     from statsmodels.stats.anova import anova_lm
 
+    # 1. the inputs
     factors = list(factors)
     _require_columns(df, [response, *factors])
     if not factors:
         raise UserError("grid_anova needs at least one factor", "name the grid's factor columns")
     if len(set(factors)) != len(factors):
         raise UserError(f"a factor is named twice: {', '.join(factors)}")
+    # 2. the runs with a response, each varying factor coded f0, f1, ...
+    data, used, dropped_factors, dropped_runs = _coded(df, response, factors)
+    # 3. the model: full interactions when every cell holds replicates, else main effects
+    keys = [f"f{i}" for i in range(len(used))]
+    interactions = _interactions_estimable(data, keys)
+    joiner = " * " if interactions else " + "
+    _require_residual_df(data, keys, interactions, response, used)
+    # 4. fit, and name the terms by their factors
+    table = anova_lm(ols("y ~ " + joiner.join(f"C({k})" for k in keys), data=data).fit(), typ=typ)
+    names = dict(zip((f"C({k})" for k in keys), used))
+    table.index = [
+        term if term == "Residual" else ":".join(names.get(part, part) for part in term.split(":"))
+        for term in table.index
+    ]
+    table = table[["sum_sq", "df", "F", "PR(>F)"]].copy()
+    table.attrs.update(
+        formula=f"{response} ~ " + joiner.join(used),
+        interactions=interactions,
+        dropped_factors=dropped_factors,
+        n_runs=len(data),
+        dropped_runs=dropped_runs,
+    )
+    return table
+
+
+def _coded(df: pd.DataFrame, response: str, factors: list[str]) -> tuple[pd.DataFrame, list[str], list[str], int]:
+    """``(data, used, dropped_factors, dropped_runs)``: column ``y`` (the numeric response of the runs that
+    have one) and one integer-coded column ``f<i>`` per factor with two or more levels among them."""
+    import pandas as pd
 
     y = pd.to_numeric(df[response], errors="coerce")
     keep = y.notna().to_numpy()
@@ -102,39 +131,29 @@ def grid_anova(
             f"no factor varies in the grid ({', '.join(factors)} each have a single level)",
             "an ANOVA needs a factor with at least two levels",
         )
+    return data, used, dropped_factors, dropped_runs
 
-    keys = [f"f{i}" for i in range(len(used))]
+
+def _full_cells(data: pd.DataFrame, keys: list[str]) -> int:
+    return math.prod(int(data[k].nunique()) for k in keys)
+
+
+def _interactions_estimable(data: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether every combination of levels occurs, each at least twice (so interactions can be estimated)."""
     cell_sizes = data.groupby(keys).size()
-    n_cells_full = math.prod(int(data[k].nunique()) for k in keys)
-    interactions = len(cell_sizes) == n_cells_full and int(cell_sizes.min()) >= 2
-    joiner = " * " if interactions else " + "
-    formula = "y ~ " + joiner.join(f"C({k})" for k in keys)
+    return len(cell_sizes) == _full_cells(data, keys) and int(cell_sizes.min()) >= 2
 
+
+def _require_residual_df(data: pd.DataFrame, keys: list[str], interactions: bool, response: str,
+                         used: list[str]) -> None:
     n = len(data)
-    model_df = (n_cells_full if interactions else 1 + sum(int(data[k].nunique()) - 1 for k in keys))
+    model_df = (_full_cells(data, keys) if interactions else 1 + sum(int(data[k].nunique()) - 1 for k in keys))
     if n - model_df < 1:
         raise UserError(
             f"too few runs for an ANOVA of {response}: {n} runs and {model_df} model parameters "
             f"({', '.join(used)}) leave no residual degrees of freedom",
             "add seeds (replicates) or fewer factors",
         )
-
-    model = ols(formula, data=data).fit()
-    table = anova_lm(model, typ=typ)
-    names = dict(zip((f"C({k})" for k in keys), used))
-    table.index = [
-        term if term == "Residual" else ":".join(names.get(part, part) for part in term.split(":"))
-        for term in table.index
-    ]
-    table = table[["sum_sq", "df", "F", "PR(>F)"]].copy()
-    table.attrs.update(
-        formula=f"{response} ~ " + joiner.join(used),
-        interactions=interactions,
-        dropped_factors=dropped_factors,
-        n_runs=n,
-        dropped_runs=dropped_runs,
-    )
-    return table
 
 
 def summarize_grid(df: pd.DataFrame, factors: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:

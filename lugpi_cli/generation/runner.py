@@ -178,23 +178,66 @@ def generate_dataset(
     of the plan's images is missing, to embed the prompts); it is part of the
     generator fingerprint, since it changes which image a prompt gets.
     """
-    config.check()
-    reuse_similar = config.reuse_similar
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    # 1. the inputs
+    _check_inputs(config, batch_size, shard)
     index, count = shard
-    if not (count >= 1 and 0 <= index < count):
-        raise UserError(f"bad shard {index}/{count}", "Use --shard I/N with 0 <= I < N, e.g. --shard 0/4.")
     started = time.perf_counter()
+    # 2. the plan: one image per distinct prompt (per group of near-duplicates with reuse_similar); this shard's
     fp_config = config.fingerprint_config()  # hashes a local model directory: once
     gen_fp = fingerprint(fp_config)
     plan = plan_images(samples, gen_fp, config.seed)
     pipe = None
     groups = None
-    if reuse_similar is not None and not _all_present(store, plan.keys):
+    if config.reuse_similar is not None and not _all_present(store, plan.keys):
         pipe = pipe_factory()
-        groups = _SimilarGroups.build(pipe, plan, reuse_similar)
+        groups = _SimilarGroups.build(pipe, plan, config.reuse_similar)
     mine = plan.shard(index, count) if groups is None else groups.shard(plan, index, count)
+    # 3. what is missing; the generator registered (the store is created here)
+    todo, summary = _missing(store, samples, plan, mine, gen_fp, dataset_fingerprint)
+    store.create = True
+    store.register("images", gen_fp, with_directory(fp_config, config.model))
+    if on_start is not None:
+        on_start(len(todo))
+    # 4. draw the missing images (copy a group's image to its other members)
+    if todo:
+        pipe = pipe if pipe is not None else pipe_factory()
+        _draw(store, pipe, plan, todo, groups, config, batch_size, summary, on_batch)
+    # 5. the prompts the text encoder truncates, and the pointer to this generation
+    tokenizer = getattr(pipe, "tokenizer", None) if pipe is not None else \
+        (tokenizer_factory() if tokenizer_factory is not None else None)
+    summary.truncated = count_truncated(tokenizer, plan.prompts)
+    store.put_meta(pointer_key("generate", dataset_name), {
+        "generator_fingerprint": gen_fp, "generator_config": fp_config,
+        "model": config.model, "seed": config.seed, "dataset_fingerprint": dataset_fingerprint,
+    })
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _draw(store: Store, pipe: Any, plan: ImagePlan, todo: list[int], groups: "_SimilarGroups | None",
+          config: GenerationConfig, batch_size: int, summary: GenerationSummary,
+          on_batch: Callable[[int], None] | None) -> None:
+    """Draw the images ``todo``; with similar-prompt groups only each group's representative, copied to the rest."""
+    if groups is None:
+        _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch)
+    else:
+        draw = [i for i in todo if groups.rep[i] == i]
+        _generate_batches(store, pipe, plan, draw, config, batch_size, summary, on_batch)
+        groups.copy_members(store, plan, [i for i in todo if groups.rep[i] != i], summary, on_batch)
+
+
+def _check_inputs(config: GenerationConfig, batch_size: int, shard: tuple[int, int]) -> None:
+    config.check()
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise UserError(f"bad shard {index}/{count}", "Use --shard I/N with 0 <= I < N, e.g. --shard 0/4.")
+
+
+def _missing(store: Store, samples: Sequence[Sample], plan: ImagePlan, mine: list[int], gen_fp: str,
+             dataset_fingerprint: str) -> tuple[list[int], GenerationSummary]:
+    """This process's images (``mine``) not stored yet, and the summary so far (reused, other shards', retried)."""
     present = store.contains_many("images", [plan.keys[i] for i in mine]) if store.exists else [False] * len(mine)
     todo = [i for i, have in zip(mine, present) if not have]
     summary = GenerationSummary(
@@ -204,31 +247,7 @@ def generate_dataset(
     )
     if todo and store.exists:
         summary.retried = sum(store.contains_many("meta", [_failure_key(plan.keys[i]) for i in todo]))
-    store.create = True
-    store.register("images", gen_fp, with_directory(fp_config, config.model))
-    if on_start is not None:
-        on_start(len(todo))
-    tokenizer = None
-    if todo:
-        pipe = pipe if pipe is not None else pipe_factory()
-        tokenizer = getattr(pipe, "tokenizer", None)
-        if groups is None:
-            _generate_batches(store, pipe, plan, todo, config, batch_size, summary, on_batch)
-        else:
-            draw = [i for i in todo if groups.rep[i] == i]
-            _generate_batches(store, pipe, plan, draw, config, batch_size, summary, on_batch)
-            groups.copy_members(store, plan, [i for i in todo if groups.rep[i] != i], summary, on_batch)
-    elif pipe is not None:
-        tokenizer = getattr(pipe, "tokenizer", None)
-    elif tokenizer_factory is not None:
-        tokenizer = tokenizer_factory()
-    summary.truncated = count_truncated(tokenizer, plan.prompts)
-    store.put_meta(pointer_key("generate", dataset_name), {
-        "generator_fingerprint": gen_fp, "generator_config": fp_config,
-        "model": config.model, "seed": config.seed, "dataset_fingerprint": dataset_fingerprint,
-    })
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return todo, summary
 
 
 @dataclass

@@ -67,6 +67,17 @@ def _labels(batch: Any) -> Tensor:
         raise ValueError("the validation batch for the meta step needs class indices under 'labels'") from None
 
 
+def _checked_inner_lr(loss: MsdLoss, inner_lr: float | None) -> float:
+    """The look-ahead step size alpha (default ``loss.meta_alpha``), for an msd loss with meta weighting."""
+    if loss.weighting != "meta":
+        raise ValueError(f"meta_weight_step needs an msd loss with weighting='meta', got {loss.weighting!r}")
+    if inner_lr is None:
+        inner_lr = loss.meta_alpha
+    if not inner_lr > 0:
+        raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
+    return inner_lr
+
+
 def meta_weight_step(
     student: nn.Module,
     loss: MsdLoss,
@@ -92,12 +103,7 @@ def meta_weight_step(
     Returns ``{"meta_loss", "lookahead_loss", "w_multi", "w_text", "w_image"}``
     (the weights are batch means on the training batch, before the update).
     """
-    if loss.weighting != "meta":
-        raise ValueError(f"meta_weight_step needs an msd loss with weighting='meta', got {loss.weighting!r}")
-    if inner_lr is None:
-        inner_lr = loss.meta_alpha
-    if not inner_lr > 0:
-        raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
+    inner_lr = _checked_inner_lr(loss, inner_lr)
 
     # 1. the look-ahead student, as a function of the weight net's output
     params = {n: p for n, p in student.named_parameters() if p.requires_grad}
