@@ -227,23 +227,48 @@ def synthetic_dataset(per_class: int = 1000):
     return Dataset("synthetic-pairs", ["a", "b"], splits, "benchmark")
 
 
-def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
-    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss)."""
+FIGURES = ("seconds", "accuracy", "wall", "val_loss", "cpu")  # what each side's fit returns, in this order
+
+
+def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
+    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss,
+    CPU seconds of epoch 1 incl. validation).
+
+    The CPU clock starts at ``fit``'s epoch-start hook and stops when its
+    validation pass returns (``loop.evaluate``, wrapped here for the
+    measurement only).
+    """
+    from lugpi_cli.training import loop
     from lugpi_cli.training.loop import TrainConfig
-    from lugpi_cli.training.stages import TeacherSpec, train_teacher
+    from lugpi_cli.training.stages import Hooks, TeacherSpec, train_teacher
     from lugpi_store import Store
 
+    cpu: dict[str, float] = {}
+    evaluate = loop.evaluate
+
+    def timed_evaluate(*args, **kwargs):
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            cpu.setdefault("end", time.process_time())
+
     cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)
+    hooks = Hooks(on_epoch_start=lambda epoch, batches: cpu.setdefault("start", time.process_time()))
+    loop.evaluate = timed_evaluate
     t = time.perf_counter()
-    result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
-                           TeacherSpec(modality="text", text_model=text_model), cfg,
-                           dataset_request={"name": ds.name}, device="cpu")
+    try:
+        result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
+                               TeacherSpec(modality="text", text_model=text_model), cfg,
+                               dataset_request={"name": ds.name}, device="cpu", hooks=hooks)
+    finally:
+        loop.evaluate = evaluate
     wall = time.perf_counter() - t
     epoch = result.run.history()[0]
-    return float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"])
+    return (float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"]),
+            cpu["end"] - cpu["start"])
 
 
-def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
+def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
     """The same with ``transformers.Trainer``: tokenise once, dynamic padding, eval each epoch.
 
     Seconds per epoch: from the Trainer's epoch start to the end of its
@@ -255,14 +280,15 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
                               TrainerCallback, TrainingArguments, set_seed)
 
     class EpochClock(TrainerCallback):
-        started = seconds = val_loss = None
+        started = seconds = val_loss = cpu_started = cpu = None
 
         def on_epoch_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if self.seconds is None:
                 self.seconds = time.perf_counter() - self.started
+                self.cpu = time.process_time() - self.cpu_started
                 self.val_loss = float(metrics["eval_loss"])
 
     t = time.perf_counter()
@@ -290,7 +316,7 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
     logits = trainer.predict(tokenised("test")).predictions
     labels = np.array([s.label for s in ds.splits["test"]])
     accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
-    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss
+    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss, clock.cpu
 
 
 def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> None:
@@ -299,18 +325,35 @@ def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> Non
           f"1 epoch, seed 0, median of {rounds} rounds")
     ours: list[tuple[float, ...]] = []
     theirs: list[tuple[float, ...]] = []
-    median_pair(rounds, lambda r: ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model)) or 0.0,
-                lambda r: theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model)) or 0.0)
-    med = [statistics.median(x[k] for x in ours) for k in range(4)]
-    peer = [statistics.median(x[k] for x in theirs) for k in range(4)]
+    loads: list[float] = []
+
+    def lugpi(r: int) -> float:
+        ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model))
+        loads.append(os.getloadavg()[0])
+        return 0.0
+
+    def trainer(r: int) -> float:
+        theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model))
+        loads.append(os.getloadavg()[0])
+        return 0.0
+
+    median_pair(rounds, lugpi, trainer)
+    med = [statistics.median(x[k] for x in ours) for k in range(len(FIGURES))]
+    peer = [statistics.median(x[k] for x in theirs) for k in range(len(FIGURES))]
+    cpu = FIGURES.index("cpu")
     print(f"  seconds per epoch (train + validation): lugpi {med[0]:.2f}  Trainer {peer[0]:.2f}  "
           f"ratio {med[0] / peer[0]:.3f}  (goal <= 1.0)")
     print("    per round (lugpi / Trainer): " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in zip(ours, theirs)))
+    print(f"  CPU seconds per epoch (the same span; what other jobs' load barely moves): lugpi {med[cpu]:.2f}  "
+          f"Trainer {peer[cpu]:.2f}  ratio {med[cpu] / peer[cpu]:.3f}")
+    print("    per round (lugpi / Trainer): " + "  ".join(f"{a[cpu]:.2f}/{b[cpu]:.2f}" for a, b in zip(ours, theirs))
+          + "; ratio per round: " + "  ".join(f"{a[cpu] / b[cpu]:.3f}" for a, b in zip(ours, theirs)))
     print(f"  test accuracy: lugpi {100 * med[1]:.2f}  Trainer {100 * peer[1]:.2f}  "
           f"difference {100 * (med[1] - peer[1]):+.2f} points  (goal within 1)")
     print(f"  validation loss after the epoch: lugpi {med[3]:.4f}  Trainer {peer[3]:.4f}")
     print(f"  whole command (load, train, predict and cache every split, save): lugpi {med[2]:.2f} s  "
           f"Trainer (load, tokenise, train, predict test) {peer[2]:.2f} s")
+    print(f"  load average (1 min) after each run: {' '.join(f'{x:.1f}' for x in loads)}")
 
 
 def main() -> None:
@@ -321,7 +364,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="lugpi-peer-bench-") as tmp:
         root = Path(tmp)
         if "generate" in sections:
@@ -335,6 +379,7 @@ def main() -> None:
             bench_train(root, args.rounds, synthetic_dataset(), str(model), "tiny DistilBERT")
         if "minilm" in sections:
             bench_minilm(root, args)
+    print(f"\nload average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def bench_minilm(root: Path, args: argparse.Namespace) -> None:
