@@ -29,8 +29,13 @@ lugpi / peer for seconds (lower is better).
    ``history.jsonl`` ``seconds``; the Trainer's from its epoch start to the end
    of its evaluation, by a callback); tokenising (once per run on both sides),
    loading and the prediction passes are outside it and inside the
-   whole-command figures. Test accuracy from each side's own prediction over
-   the test split; the validation loss shows both trained alike.
+   whole-command figures. CPU seconds (``time.process_time``) over the same
+   span are printed beside them: on a shared machine other jobs stretch wall
+   time far more than the work done, so the CPU figure and the median of the
+   per-round ratios (the two runs of a round share the machine's load) are the
+   steadier comparisons. Test accuracy from each side's own prediction over
+   the test split; the validation loss shows both trained alike. The load
+   average is printed at the start, after every training run and at the end.
 """
 
 from __future__ import annotations
@@ -227,45 +232,70 @@ def synthetic_dataset(per_class: int = 1000):
     return Dataset("synthetic-pairs", ["a", "b"], splits, "benchmark")
 
 
-FIGURES = ("seconds", "accuracy", "wall", "val_loss", "cpu")  # what each side's fit returns, in this order
+FIGURES = ("seconds", "accuracy", "wall", "val_loss", "cpu", "tokens")  # what each side's fit returns, in order
+
+
+class TokenCount:
+    """Wraps a collator; counts the padded tokens (``input_ids.numel()``) of every batch it makes.
+
+    The two sides shuffle differently, so their epochs pad to different
+    lengths: the work of an epoch is proportional to its padded tokens.
+    """
+
+    def __init__(self, collate):
+        self.collate, self.tokens = collate, 0
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        self.tokens += int(batch["input_ids"].numel())
+        return batch
 
 
 def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
     """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss,
-    CPU seconds of epoch 1 incl. validation).
+    CPU seconds of epoch 1 incl. validation, padded tokens of epoch 1's batches incl. validation).
 
     The CPU clock starts at ``fit``'s epoch-start hook and stops when its
-    validation pass returns (``loop.evaluate``, wrapped here for the
-    measurement only).
+    validation pass returns (``loop.evaluate`` and ``Collator.__call__``
+    wrapped here, for the measurement only).
     """
     from lugpi_cli.training import loop
+    from lugpi_cli.training.data import Collator
     from lugpi_cli.training.loop import TrainConfig
     from lugpi_cli.training.stages import Hooks, TeacherSpec, train_teacher
     from lugpi_store import Store
 
     cpu: dict[str, float] = {}
-    evaluate = loop.evaluate
+    evaluate, collate = loop.evaluate, Collator.__call__
+    counted = TokenCount(None)
 
     def timed_evaluate(*args, **kwargs):
         try:
             return evaluate(*args, **kwargs)
         finally:
             cpu.setdefault("end", time.process_time())
+            cpu.setdefault("tokens", counted.tokens)
+
+    def counting_collate(self, items):
+        batch = collate(self, items)
+        if "start" in cpu and "end" not in cpu:  # epoch 1's training and validation batches
+            counted.tokens += int(batch["input_ids"].numel())
+        return batch
 
     cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)
     hooks = Hooks(on_epoch_start=lambda epoch, batches: cpu.setdefault("start", time.process_time()))
-    loop.evaluate = timed_evaluate
+    loop.evaluate, Collator.__call__ = timed_evaluate, counting_collate
     t = time.perf_counter()
     try:
         result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
                                TeacherSpec(modality="text", text_model=text_model), cfg,
                                dataset_request={"name": ds.name}, device="cpu", hooks=hooks)
     finally:
-        loop.evaluate = evaluate
+        loop.evaluate, Collator.__call__ = evaluate, collate
     wall = time.perf_counter() - t
     epoch = result.run.history()[0]
     return (float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"]),
-            cpu["end"] - cpu["start"])
+            cpu["end"] - cpu["start"], cpu["tokens"])
 
 
 def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
@@ -280,15 +310,17 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
                               TrainerCallback, TrainingArguments, set_seed)
 
     class EpochClock(TrainerCallback):
-        started = seconds = val_loss = cpu_started = cpu = None
+        started = seconds = val_loss = cpu_started = cpu = tokens = None
 
         def on_epoch_begin(self, args, state, control, **kwargs):
             self.started, self.cpu_started = time.perf_counter(), time.process_time()
+            collate.tokens = 0
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if self.seconds is None:
                 self.seconds = time.perf_counter() - self.started
                 self.cpu = time.process_time() - self.cpu_started
+                self.tokens = collate.tokens
                 self.val_loss = float(metrics["eval_loss"])
 
     t = time.perf_counter()
@@ -299,11 +331,11 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
     def tokenised(split: str) -> list[dict]:
         samples = ds.splits[split]
         enc = tokenizer([s.text for s in samples], [s.text_pair for s in samples], truncation="only_first",
-                        max_length=MAX_LENGTH)
-        return [{"input_ids": ids, "attention_mask": mask, "labels": s.label}
-                for ids, mask, s in zip(enc["input_ids"], enc["attention_mask"], samples)]
+                        max_length=MAX_LENGTH)  # every key, as datasets.map(tokenize) keeps: BERT's token_type_ids too
+        return [{**{key: enc[key][i] for key in enc.keys()}, "labels": s.label} for i, s in enumerate(samples)]
 
     train, val = tokenised("train"), tokenised("validation")
+    collate = TokenCount(DataCollatorWithPadding(tokenizer))
     clock = EpochClock()
     args = TrainingArguments(output_dir=str(root / f"hf-{tag}"), per_device_train_batch_size=BATCH,
                              per_device_eval_batch_size=64, learning_rate=LR, lr_scheduler_type="linear",
@@ -311,12 +343,12 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
                              save_strategy="no", logging_strategy="no", report_to=[], seed=0, use_cpu=True,
                              dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                      data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock])
+                      data_collator=collate, callbacks=[clock])
     trainer.train()
     logits = trainer.predict(tokenised("test")).predictions
     labels = np.array([s.label for s in ds.splits["test"]])
     accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
-    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss, clock.cpu
+    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss, clock.cpu, clock.tokens
 
 
 def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> None:
@@ -341,13 +373,18 @@ def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> Non
     med = [statistics.median(x[k] for x in ours) for k in range(len(FIGURES))]
     peer = [statistics.median(x[k] for x in theirs) for k in range(len(FIGURES))]
     cpu = FIGURES.index("cpu")
-    print(f"  seconds per epoch (train + validation): lugpi {med[0]:.2f}  Trainer {peer[0]:.2f}  "
-          f"ratio {med[0] / peer[0]:.3f}  (goal <= 1.0)")
-    print("    per round (lugpi / Trainer): " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in zip(ours, theirs)))
-    print(f"  CPU seconds per epoch (the same span; what other jobs' load barely moves): lugpi {med[cpu]:.2f}  "
-          f"Trainer {peer[cpu]:.2f}  ratio {med[cpu] / peer[cpu]:.3f}")
-    print("    per round (lugpi / Trainer): " + "  ".join(f"{a[cpu]:.2f}/{b[cpu]:.2f}" for a, b in zip(ours, theirs))
-          + "; ratio per round: " + "  ".join(f"{a[cpu] / b[cpu]:.3f}" for a, b in zip(ours, theirs)))
+    for k, what in ((0, "seconds per epoch (train + validation)"),
+                    (cpu, "CPU seconds per epoch (the same span; other jobs' load moves it less)")):
+        paired = [a[k] / b[k] for a, b in zip(ours, theirs)]  # the two runs of a round share the machine's load
+        print(f"  {what}: lugpi {med[k]:.2f}  Trainer {peer[k]:.2f}  ratio of medians {med[k] / peer[k]:.3f}; "
+              f"median of the per-round ratios {statistics.median(paired):.3f}  (goal <= 1.0)")
+        print("    per round (lugpi / Trainer = ratio): " + "  ".join(
+            f"{a[k]:.2f}/{b[k]:.2f}={r:.3f}" for a, b, r in zip(ours, theirs, paired)))
+    tok = FIGURES.index("tokens")
+    per_token = [(a[cpu] / a[tok]) / (b[cpu] / b[tok]) for a, b in zip(ours, theirs)]
+    print(f"  padded tokens of the epoch's batches (train + validation; the shuffles differ): lugpi {med[tok]:,.0f}  "
+          f"Trainer {peer[tok]:,.0f}; CPU seconds per padded token, median of the per-round ratios "
+          f"{statistics.median(per_token):.3f}  (" + "  ".join(f"{r:.3f}" for r in per_token) + ")")
     print(f"  test accuracy: lugpi {100 * med[1]:.2f}  Trainer {100 * peer[1]:.2f}  "
           f"difference {100 * (med[1] - peer[1]):+.2f} points  (goal within 1)")
     print(f"  validation loss after the epoch: lugpi {med[3]:.4f}  Trainer {peer[3]:.4f}")
