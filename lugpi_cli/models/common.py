@@ -122,9 +122,12 @@ def forward_parameters(model: nn.Module) -> frozenset[str]:
 
     Keyed by the function itself (a bound method's ``__func__``: every instance
     of a class shares it; a forward replaced on one instance, e.g. wrapped by
-    accelerate or torch.compile, is its own key), held weakly.
+    accelerate, is its own key), held weakly. While torch.compile traces a
+    forward it inspects every time, as before (the trace runs once).
     """
     forward = model.forward
+    if torch.compiler.is_compiling():  # inside torch.compile's trace: no weak dictionary (dynamo cannot trace it)
+        return frozenset(inspect.signature(forward).parameters)
     fn = getattr(forward, "__func__", forward)
     try:
         return _FORWARD_PARAMETERS[fn]
