@@ -29,8 +29,13 @@ lugpi / peer for seconds (lower is better).
    ``history.jsonl`` ``seconds``; the Trainer's from its epoch start to the end
    of its evaluation, by a callback); tokenising (once per run on both sides),
    loading and the prediction passes are outside it and inside the
-   whole-command figures. Test accuracy from each side's own prediction over
-   the test split; the validation loss shows both trained alike.
+   whole-command figures. CPU seconds (``time.process_time``) over the same
+   span are printed beside them: on a shared machine other jobs stretch wall
+   time far more than the work done, so the CPU figure and the median of the
+   per-round ratios (the two runs of a round share the machine's load) are the
+   steadier comparisons. Test accuracy from each side's own prediction over
+   the test split; the validation loss shows both trained alike. The load
+   average is printed at the start, after every training run and at the end.
 """
 
 from __future__ import annotations
@@ -227,23 +232,73 @@ def synthetic_dataset(per_class: int = 1000):
     return Dataset("synthetic-pairs", ["a", "b"], splits, "benchmark")
 
 
-def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
-    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss)."""
+FIGURES = ("seconds", "accuracy", "wall", "val_loss", "cpu", "tokens")  # what each side's fit returns, in order
+
+
+class TokenCount:
+    """Wraps a collator; counts the padded tokens (``input_ids.numel()``) of every batch it makes.
+
+    The two sides shuffle differently, so their epochs pad to different
+    lengths: the work of an epoch is proportional to its padded tokens.
+    """
+
+    def __init__(self, collate):
+        self.collate, self.tokens = collate, 0
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        self.tokens += int(batch["input_ids"].numel())
+        return batch
+
+
+def lugpi_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
+    """(seconds of epoch 1 incl. validation, test accuracy, wall seconds of the whole command, validation loss,
+    CPU seconds of epoch 1 incl. validation, padded tokens of epoch 1's batches incl. validation).
+
+    The CPU clock starts at ``fit``'s epoch-start hook and stops when its
+    validation pass returns (``loop.evaluate`` and ``Collator.__call__``
+    wrapped here, for the measurement only).
+    """
+    from lugpi_cli.training import loop
+    from lugpi_cli.training.data import Collator
     from lugpi_cli.training.loop import TrainConfig
-    from lugpi_cli.training.lifecycle import TeacherSpec, train_teacher
+    from lugpi_cli.training.lifecycle import Hooks, TeacherSpec, train_teacher
     from lugpi_store import Store
 
+    cpu: dict[str, float] = {}
+    evaluate, collate = loop.evaluate, Collator.__call__
+    counted = TokenCount(None)
+
+    def timed_evaluate(*args, **kwargs):
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            cpu.setdefault("end", time.process_time())
+            cpu.setdefault("tokens", counted.tokens)
+
+    def counting_collate(self, items):
+        batch = collate(self, items)
+        if "start" in cpu and "end" not in cpu:  # epoch 1's training and validation batches
+            counted.tokens += int(batch["input_ids"].numel())
+        return batch
+
     cfg = TrainConfig(epochs=1, lr=LR, batch_size=BATCH, max_length=MAX_LENGTH, seed=0)
+    hooks = Hooks(on_epoch_start=lambda epoch, batches: cpu.setdefault("start", time.process_time()))
+    loop.evaluate, Collator.__call__ = timed_evaluate, counting_collate
     t = time.perf_counter()
-    result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
-                           TeacherSpec(modality="text", text_model=text_model), cfg,
-                           dataset_request={"name": ds.name}, device="cpu")
+    try:
+        result = train_teacher(Store(root / f"store-{tag}", create=True), root / f"runs-{tag}", ds,
+                               TeacherSpec(modality="text", text_model=text_model), cfg,
+                               dataset_request={"name": ds.name}, device="cpu", hooks=hooks)
+    finally:
+        loop.evaluate, Collator.__call__ = evaluate, collate
     wall = time.perf_counter() - t
     epoch = result.run.history()[0]
-    return float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"])
+    return (float(epoch["seconds"]), float(result.metrics["test"]["accuracy"]), wall, float(epoch["val_loss"]),
+            cpu["end"] - cpu["start"], cpu["tokens"])
 
 
-def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float]:
+def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float, float, float, float]:
     """The same with ``transformers.Trainer``: tokenise once, dynamic padding, eval each epoch.
 
     Seconds per epoch: from the Trainer's epoch start to the end of its
@@ -255,14 +310,17 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
                               TrainerCallback, TrainingArguments, set_seed)
 
     class EpochClock(TrainerCallback):
-        started = seconds = val_loss = None
+        started = seconds = val_loss = cpu_started = cpu = tokens = None
 
         def on_epoch_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
+            collate.tokens = 0
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if self.seconds is None:
                 self.seconds = time.perf_counter() - self.started
+                self.cpu = time.process_time() - self.cpu_started
+                self.tokens = collate.tokens
                 self.val_loss = float(metrics["eval_loss"])
 
     t = time.perf_counter()
@@ -273,11 +331,11 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
     def tokenised(split: str) -> list[dict]:
         samples = ds.splits[split]
         enc = tokenizer([s.text for s in samples], [s.text_pair for s in samples], truncation="only_first",
-                        max_length=MAX_LENGTH)
-        return [{"input_ids": ids, "attention_mask": mask, "labels": s.label}
-                for ids, mask, s in zip(enc["input_ids"], enc["attention_mask"], samples)]
+                        max_length=MAX_LENGTH)  # every key, as datasets.map(tokenize) keeps: BERT's token_type_ids too
+        return [{**{key: enc[key][i] for key in enc.keys()}, "labels": s.label} for i, s in enumerate(samples)]
 
     train, val = tokenised("train"), tokenised("validation")
+    collate = TokenCount(DataCollatorWithPadding(tokenizer))
     clock = EpochClock()
     args = TrainingArguments(output_dir=str(root / f"hf-{tag}"), per_device_train_batch_size=BATCH,
                              per_device_eval_batch_size=64, learning_rate=LR, lr_scheduler_type="linear",
@@ -285,12 +343,12 @@ def trainer_fit(root: Path, tag: str, ds, text_model: str) -> tuple[float, float
                              save_strategy="no", logging_strategy="no", report_to=[], seed=0, use_cpu=True,
                              dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                      data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock])
+                      data_collator=collate, callbacks=[clock])
     trainer.train()
     logits = trainer.predict(tokenised("test")).predictions
     labels = np.array([s.label for s in ds.splits["test"]])
     accuracy = float((np.asarray(logits).argmax(-1) == labels).mean())
-    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss
+    return clock.seconds, accuracy, time.perf_counter() - t, clock.val_loss, clock.cpu, clock.tokens
 
 
 def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> None:
@@ -299,18 +357,40 @@ def bench_train(root: Path, rounds: int, ds, text_model: str, title: str) -> Non
           f"1 epoch, seed 0, median of {rounds} rounds")
     ours: list[tuple[float, ...]] = []
     theirs: list[tuple[float, ...]] = []
-    median_pair(rounds, lambda r: ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model)) or 0.0,
-                lambda r: theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model)) or 0.0)
-    med = [statistics.median(x[k] for x in ours) for k in range(4)]
-    peer = [statistics.median(x[k] for x in theirs) for k in range(4)]
-    print(f"  seconds per epoch (train + validation): lugpi {med[0]:.2f}  Trainer {peer[0]:.2f}  "
-          f"ratio {med[0] / peer[0]:.3f}  (goal <= 1.0)")
-    print("    per round (lugpi / Trainer): " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in zip(ours, theirs)))
+    loads: list[float] = []
+
+    def lugpi(r: int) -> float:
+        ours.append(lugpi_fit(root, f"{title}-{r}", ds, text_model))
+        loads.append(os.getloadavg()[0])
+        return 0.0
+
+    def trainer(r: int) -> float:
+        theirs.append(trainer_fit(root, f"{title}-{r}", ds, text_model))
+        loads.append(os.getloadavg()[0])
+        return 0.0
+
+    median_pair(rounds, lugpi, trainer)
+    med = [statistics.median(x[k] for x in ours) for k in range(len(FIGURES))]
+    peer = [statistics.median(x[k] for x in theirs) for k in range(len(FIGURES))]
+    cpu = FIGURES.index("cpu")
+    for k, what in ((0, "seconds per epoch (train + validation)"),
+                    (cpu, "CPU seconds per epoch (the same span; other jobs' load moves it less)")):
+        paired = [a[k] / b[k] for a, b in zip(ours, theirs)]  # the two runs of a round share the machine's load
+        print(f"  {what}: lugpi {med[k]:.2f}  Trainer {peer[k]:.2f}  ratio of medians {med[k] / peer[k]:.3f}; "
+              f"median of the per-round ratios {statistics.median(paired):.3f}  (goal <= 1.0)")
+        print("    per round (lugpi / Trainer = ratio): " + "  ".join(
+            f"{a[k]:.2f}/{b[k]:.2f}={r:.3f}" for a, b, r in zip(ours, theirs, paired)))
+    tok = FIGURES.index("tokens")
+    per_token = [(a[cpu] / a[tok]) / (b[cpu] / b[tok]) for a, b in zip(ours, theirs)]
+    print(f"  padded tokens of the epoch's batches (train + validation; the shuffles differ): lugpi {med[tok]:,.0f}  "
+          f"Trainer {peer[tok]:,.0f}; CPU seconds per padded token, median of the per-round ratios "
+          f"{statistics.median(per_token):.3f}  (" + "  ".join(f"{r:.3f}" for r in per_token) + ")")
     print(f"  test accuracy: lugpi {100 * med[1]:.2f}  Trainer {100 * peer[1]:.2f}  "
           f"difference {100 * (med[1] - peer[1]):+.2f} points  (goal within 1)")
     print(f"  validation loss after the epoch: lugpi {med[3]:.4f}  Trainer {peer[3]:.4f}")
     print(f"  whole command (load, train, predict and cache every split, save): lugpi {med[2]:.2f} s  "
           f"Trainer (load, tokenise, train, predict test) {peer[2]:.2f} s")
+    print(f"  load average (1 min) after each run: {' '.join(f'{x:.1f}' for x in loads)}")
 
 
 def main() -> None:
@@ -321,7 +401,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="lugpi-peer-bench-") as tmp:
         root = Path(tmp)
         if "generate" in sections:
@@ -335,6 +416,7 @@ def main() -> None:
             bench_train(root, args.rounds, synthetic_dataset(), str(model), "tiny DistilBERT")
         if "minilm" in sections:
             bench_minilm(root, args)
+    print(f"\nload average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def bench_minilm(root: Path, args: argparse.Namespace) -> None:

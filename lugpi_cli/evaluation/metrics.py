@@ -139,11 +139,29 @@ def roc_auc(y_true: Any, scores: Any) -> float | None:
     n0 = t.size - n1
     if n1 == 0 or n0 == 0:
         return None
-    from scipy.stats import rankdata  # scipy loads only when an AUC is computed
-
-    ranks = rankdata(s, method="average")
+    ranks = average_ranks(s)
     u = ranks[positive].sum() - n1 * (n1 + 1) / 2.0
     return float(u / (n1 * n0))
+
+
+def average_ranks(values: Any) -> np.ndarray:
+    """1-based ranks of ``values`` (ascending), tied values sharing the mean of their ranks, as float64.
+
+    ``scipy.stats.rankdata(values, method="average")`` without importing
+    scipy (about 1.5 s, more than a small evaluation): one stable sort; a run
+    of ``m`` equal values occupying sorted positions ``i+1 .. i+m`` gets
+    ``i + (m + 1) / 2`` each.
+    """
+    v = np.asarray(values)
+    if v.ndim != 1:
+        raise ValueError(f"average_ranks takes a 1-D array, got shape {v.shape}")
+    order = np.argsort(v, kind="mergesort")
+    ordered = v[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if v.size else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], v.size]
+    ranks = np.empty(v.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_labels: int | None = None) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "ModelOutput",
     "check_choice",
+    "forward_parameters",
     "load_hf_config",
     "make_activation",
     "read_model_config",
@@ -112,6 +114,32 @@ def xavier_init_(module: nn.Module) -> nn.Module:
     return module
 
 
+_FORWARD_PARAMETERS: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
+
+
+def forward_parameters(model: nn.Module) -> frozenset[str]:
+    """The parameter names of ``model.forward``, inspected once per forward function (not per call).
+
+    Keyed by the function itself (a bound method's ``__func__``: every instance
+    of a class shares it; a forward replaced on one instance, e.g. wrapped by
+    accelerate, is its own key), held weakly. While torch.compile traces a
+    forward it inspects every time, as before (the trace runs once).
+    """
+    forward = model.forward
+    if torch.compiler.is_compiling():  # inside torch.compile's trace: no weak dictionary (dynamo cannot trace it)
+        return frozenset(inspect.signature(forward).parameters)
+    fn = getattr(forward, "__func__", forward)
+    try:
+        return _FORWARD_PARAMETERS[fn]
+    except KeyError:
+        pass
+    except TypeError:  # not weak-referenceable: inspect every time
+        return frozenset(inspect.signature(forward).parameters)
+    params = frozenset(inspect.signature(forward).parameters)
+    _FORWARD_PARAMETERS[fn] = params
+    return params
+
+
 def text_inputs(model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
     """The text keys of ``batch`` that ``model.forward`` takes.
 
@@ -119,7 +147,7 @@ def text_inputs(model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
     and ``position_ids`` only when ``forward`` names them (BERT does,
     DistilBERT does not: its ``**kwargs`` would swallow them).
     """
-    params = inspect.signature(model.forward).parameters
+    params = forward_parameters(model)
     out = {}
     for key in TEXT_KEYS:
         if batch.get(key) is not None and (key in ("input_ids", "attention_mask") or key in params):

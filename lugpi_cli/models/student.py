@@ -10,7 +10,9 @@ last ``nn.Linear`` with ``out_features == num_labels`` (DistilBERT:
 module, e_S is the dropout's *input*: in training the embedding terms (LUGPI's
 L2, FitNet, RKD, SP) then match a clean vector, as the teacher's e_T was cached
 in eval mode, not one whose expected squared norm dropout inflates by p/(1-p);
-in eval mode the two are the same. For decoder models whose head scores every
+in eval mode the two are the same. Which dropout (if any) feeds the head is
+found once, by the first forward (hooks on every ``nn.Dropout``); later
+forwards hook only that module and the head. For decoder models whose head scores every
 token (GPT-2 ``score``), the row of the last non-pad token is kept, as the
 model itself does for its logits.
 
@@ -68,6 +70,9 @@ class TextClassifier(nn.Module):
         self.embedding_dim = int(head.in_features)
         self.text_model = text_model if text_model is not None else getattr(model.config, "_name_or_path", None)
         self.init = init
+        # the name of the nn.Dropout whose output the head reads (None: none), found by the first forward
+        self._head_dropout: str | None = None
+        self._probed = False
 
     @property
     def config(self):
@@ -123,27 +128,66 @@ class TextClassifier(nn.Module):
         """Reads ``input_ids``, ``attention_mask`` (and ``token_type_ids`` if the model takes them)."""
         inputs = text_inputs(self.model, batch)
         head = self.model.get_submodule(self.head_name)
-        captured: dict[str, Tensor] = {}
-        last_dropout: list[tuple[Tensor, Tensor]] = []  # (input, output) of the latest nn.Dropout call
+        if not self._probed:
+            logits, emb = self._probe(inputs, head)
+        else:
+            logits, emb = self._capture(inputs, head)
+        if emb.dim() == 3:  # per-token head (GPT-2 style): keep the row the model pools its logits from
+            emb = emb[torch.arange(emb.shape[0], device=emb.device), self._last_token_index(inputs["input_ids"])]
+        return ModelOutput(logits=logits, embedding=emb)
 
-        def on_dropout(_module, args, output):
-            last_dropout[:] = [(args[0], output)]
+    def _probe(self, inputs: dict[str, Tensor], head: nn.Module) -> tuple[Tensor, Tensor]:
+        """The first forward: hooks on every ``nn.Dropout`` find the one (if any) whose output the head reads.
 
-        def hook(_module, args):
-            dropped = last_dropout and last_dropout[0][1] is args[0]
-            captured["x"] = last_dropout[0][0] if dropped else args[0]  # e_S before the head's dropout
+        Its name is kept in ``_head_dropout`` (``None``: the head reads no dropout's output), so later
+        forwards hook that module and the head only (:meth:`_capture`); the structure of a model's
+        forward does not change between calls.
+        """
+        captured: dict[str, Any] = {}
+        last_dropout: list[tuple[str, Tensor, Tensor]] = []  # (name, input, output) of the latest nn.Dropout call
 
-        handles = [head.register_forward_pre_hook(hook)]
-        handles += [m.register_forward_hook(on_dropout) for m in self.model.modules() if isinstance(m, nn.Dropout)]
+        def on_dropout(name):
+            def hook(_module, args, output):
+                last_dropout[:] = [(name, args[0], output)]
+            return hook
+
+        def on_head(_module, args):
+            dropped = last_dropout and last_dropout[0][2] is args[0]
+            captured["x"] = last_dropout[0][1] if dropped else args[0]  # e_S before the head's dropout
+            captured["dropout"] = last_dropout[0][0] if dropped else None
+
+        handles = [head.register_forward_pre_hook(on_head)]
+        handles += [m.register_forward_hook(on_dropout(n)) for n, m in self.model.named_modules()
+                    if isinstance(m, nn.Dropout)]
         try:
             logits = self.model(**inputs).logits
         finally:
             for handle in handles:
                 handle.remove()
-        emb = captured["x"]
-        if emb.dim() == 3:  # per-token head (GPT-2 style): keep the row the model pools its logits from
-            emb = emb[torch.arange(emb.shape[0], device=emb.device), self._last_token_index(inputs["input_ids"])]
-        return ModelOutput(logits=logits, embedding=emb)
+        self._head_dropout, self._probed = captured["dropout"], True
+        return logits, captured["x"]
+
+    def _capture(self, inputs: dict[str, Tensor], head: nn.Module) -> tuple[Tensor, Tensor]:
+        """e_S with two hooks: the head's input, or the input of the dropout found by :meth:`_probe`."""
+        captured: dict[str, Tensor] = {}
+        last_dropout: list[tuple[Tensor, Tensor]] = []
+
+        def on_dropout(_module, args, output):
+            last_dropout[:] = [(args[0], output)]
+
+        def on_head(_module, args):
+            dropped = last_dropout and last_dropout[0][1] is args[0]
+            captured["x"] = last_dropout[0][0] if dropped else args[0]
+
+        handles = [head.register_forward_pre_hook(on_head)]
+        if self._head_dropout is not None:
+            handles.append(self.model.get_submodule(self._head_dropout).register_forward_hook(on_dropout))
+        try:
+            logits = self.model(**inputs).logits
+        finally:
+            for handle in handles:
+                handle.remove()
+        return logits, captured["x"]
 
     def _last_token_index(self, input_ids: Tensor) -> Tensor:
         pad = getattr(self.model.config, "pad_token_id", None)

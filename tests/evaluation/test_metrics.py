@@ -126,6 +126,28 @@ def test_roc_auc_matches_pair_counting_on_random_coarse_scores(seed):
     assert roc_auc(y, s) == pytest.approx(pairwise_auc(y, s), abs=1e-12)
 
 
+def test_average_ranks_by_hand_and_against_scipy():
+    from lugpi_cli.evaluation.metrics import average_ranks
+
+    np.testing.assert_array_equal(average_ranks([3.0, 1.0, 3.0, 2.0, 3.0]), [4.0, 1.0, 4.0, 2.0, 4.0])
+    np.testing.assert_array_equal(average_ranks([5, 5]), [1.5, 1.5])
+    assert average_ranks([]).shape == (0,)
+    rankdata = pytest.importorskip("scipy.stats").rankdata
+    rng = np.random.default_rng(7)
+    for values in (np.round(rng.random(500), 1), rng.integers(0, 3, 200), rng.random(300)):
+        np.testing.assert_array_equal(average_ranks(values), rankdata(values, method="average"))
+
+
+def test_roc_auc_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lugpi_cli.evaluation.metrics import classification_metrics as m; "
+            "r = m([0, 1, 1, 0], [0, 1, 0, 0], probs=[[.9, .1], [.2, .8], [.6, .4], [.7, .3]], num_labels=2); "
+            "assert r['roc_auc'] == 1.0, r; assert 'scipy' not in sys.modules, 'scipy imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_roc_auc_in_metrics_uses_probability_of_class_1():
     y = np.array([0, 1, 1, 0, 1])
     p1 = np.array([0.2, 0.7, 0.4, 0.4, 0.9])

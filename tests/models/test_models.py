@@ -237,6 +237,91 @@ def test_text_embedding_is_taken_before_the_heads_dropout(arch, tiny_distilbert,
     assert not any(m._forward_hooks for m in hf.modules() if isinstance(m, torch.nn.Dropout))  # hooks removed
 
 
+@pytest.mark.parametrize("arch", ["distilbert", "bert"])
+def test_text_embedding_after_the_first_forward_hooks_only_the_heads_dropout(arch, tiny_distilbert, distil_tok,
+                                                                              tiny_bert, bert_tok, monkeypatch):
+    """The first forward finds which dropout feeds the head (hooks on all of them); later forwards hook that one
+    and the head only, and give bitwise the same logits and e_S under the same dropout draws."""
+    path, tok = (tiny_distilbert, distil_tok) if arch == "distilbert" else (tiny_bert, bert_tok)
+    head_dropout = dict(seq_classif_dropout=0.5) if arch == "distilbert" else dict(classifier_dropout=0.5)
+    model = TextClassifier.from_pretrained(path, labels=LABELS, **head_dropout).train()  # encoder dropouts on too
+    batch = make_batch(tok)
+    hooked: list[nn.Module] = []
+    register = nn.Module.register_forward_hook
+
+    def counting(module, *args, **kwargs):
+        hooked.append(module)
+        return register(module, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Module, "register_forward_hook", counting)
+    torch.manual_seed(5)
+    first = model(batch)
+    probed = len(hooked)
+    assert model._head_dropout == "dropout"
+    assert probed == sum(isinstance(m, nn.Dropout) for m in model.model.modules()) > 1
+    torch.manual_seed(5)
+    second = model(batch)
+    assert hooked[probed:] == [model.model.dropout]
+    assert torch.equal(first.logits, second.logits) and torch.equal(first.embedding, second.embedding)
+    with torch.no_grad():
+        clean = model.eval()(batch).embedding
+    model.train()
+    if arch == "distilbert":  # with every dropout on, e_S still is the input of the head's dropout
+        hf = model.model
+        captured = {}
+        handle = hf.dropout.register_forward_hook(lambda _m, args, _out: captured.setdefault("x", args[0]))
+        try:
+            torch.manual_seed(5)
+            third = model(batch)
+        finally:
+            handle.remove()
+        torch.testing.assert_close(third.embedding, captured["x"], rtol=0, atol=0)
+    assert not torch.allclose(clean, second.embedding)  # the encoder's dropouts were on in training
+
+
+def test_text_embedding_without_a_head_dropout_hooks_the_head_only(monkeypatch):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=16, num_labels=3, pad_token_id=0)
+    model = TextClassifier(GPT2ForSequenceClassification(cfg)).train()
+    ids = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
+    batch = {"input_ids": ids, "attention_mask": (ids != 0).long()}
+    torch.manual_seed(1)
+    first = model(batch)
+    assert model._head_dropout is None and model._probed  # GPT-2's score reads ln_f's output
+    hooked = []
+    register = nn.Module.register_forward_hook
+    monkeypatch.setattr(nn.Module, "register_forward_hook", lambda m, *a, **k: hooked.append(m) or register(m, *a, **k))
+    torch.manual_seed(1)
+    second = model(batch)
+    assert hooked == []
+    assert torch.equal(first.logits, second.logits) and torch.equal(first.embedding, second.embedding)
+
+
+def test_forward_parameters_are_inspected_once_per_forward_function(tiny_distilbert, monkeypatch):
+    import inspect
+
+    from lugpi_cli.models import common
+
+    calls = []
+    signature = inspect.signature
+    monkeypatch.setattr(common.inspect, "signature", lambda f: calls.append(f) or signature(f))
+    a = TextClassifier.from_pretrained(tiny_distilbert, 3).model
+    b = TextClassifier.from_pretrained(tiny_distilbert, 3).model
+    first = common.forward_parameters(a)
+    assert "input_ids" in first and "token_type_ids" not in first
+    assert common.forward_parameters(a) is first and common.forward_parameters(b) is first
+    assert len(calls) <= 1  # 0 when an earlier test already inspected DistilBERT's forward
+
+    def forward(input_ids=None, attention_mask=None, token_type_ids=None):  # replaced on one instance only
+        raise AssertionError("not called")
+
+    b.forward = forward
+    assert "token_type_ids" in common.forward_parameters(b)
+    assert "token_type_ids" not in common.forward_parameters(a)
+
+
 def test_text_embedding_per_token_head_uses_last_non_pad_token():
     """GPT-2 style heads score every token; the embedding is the row the logits come from."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
