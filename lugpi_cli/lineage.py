@@ -21,7 +21,7 @@ from lugpi_store.maintenance import resolve_fingerprints
 
 GENERATE_POINTER = "latest/generate/"
 EMBED_POINTER = "latest/embed/"
-DATASET_POINTER = "latest/dataset/"
+DATASET_POINTER = "latest/dataset/"  # data/snapshot.py's LATEST_PREFIX lists them
 
 
 def pointer_key(kind: str, dataset: str, label: str | None = None) -> str:

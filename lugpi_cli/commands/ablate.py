@@ -28,7 +28,7 @@ def ablate_command(dataset: DatasetOpt = None, params: dict | None = None, data_
 
 
 def render(out: Console, result: ablate.Result) -> None:
-    from lugpi_cli.commands.training_common import render_analysis
+    from lugpi_cli.reports.tables import render_analysis
 
     shown = result.to_json()
     render_analysis(out, result.analysis, result.factors)

@@ -24,10 +24,11 @@ from lugpi_cli.data.registry import BUILTIN_DATASETS, load_dataset
 from lugpi_cli.data.samples import Dataset, Sample, cap
 from lugpi_cli.data.tabular import FORMATS as TABLE_FORMATS
 from lugpi_cli.errors import UserError
+from lugpi_cli.lineage import pointer_key
 from lugpi_store import Store
 
 SNAPSHOT_PREFIX = "dataset/"
-LATEST_PREFIX = "latest/dataset/"
+LATEST_PREFIX = "latest/dataset/"  # = lineage.pointer_key("dataset", NAME) without NAME
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,9 @@ def save_snapshot(store: Store, ds: Dataset) -> str:
     if store.get_meta(SNAPSHOT_PREFIX + fp) is None:  # (deferred: written with the command's first record)
         store.put_meta(SNAPSHOT_PREFIX + fp, record, overwrite=False, defer=True)
     pointer = {"fingerprint": fp, "source": ds.source, **({"origin": ds.origin} if ds.origin else {})}
-    if store.get_meta(LATEST_PREFIX + ds.name.lower()) != pointer:  # unchanged: no write (multi-node readers)
-        store.put_meta(LATEST_PREFIX + ds.name.lower(), pointer, defer=True)
+    key = pointer_key("dataset", ds.name)
+    if store.get_meta(key) != pointer:  # unchanged: no write (multi-node readers)
+        store.put_meta(key, pointer, defer=True)
     return fp
 
 
@@ -100,7 +102,7 @@ def load_snapshot(store: Store, fingerprint: str) -> Dataset | None:
 
 
 def latest_snapshot(store: Store, name: str) -> Dataset | None:
-    pointer = store.get_meta(LATEST_PREFIX + name.lower())
+    pointer = store.get_meta(pointer_key("dataset", name))
     ds = None if pointer is None else load_snapshot(store, pointer["fingerprint"])
     if ds is not None and pointer.get("source"):
         ds.source = pointer["source"]

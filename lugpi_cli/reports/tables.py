@@ -1,7 +1,9 @@
-"""Rich tables of results: the evaluate comparison (wide, or split in two below 125 columns), its compact
+"""Rich tables of results: an ablation's analysis (mean ± std, best setting, ANOVA), the evaluate comparison (wide, or split in two below 125 columns), its compact
 form inside `lugpi run`, and the kNN probe's per-split and per-class tables."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group
@@ -114,3 +116,46 @@ def counts_table(splits: dict, label_names: list[str]) -> Table:
         column.justify = "right"
     table.columns[0].overflow = "fold"  # a name too long for the terminal wraps, never is cut
     return table
+
+
+def render_analysis(out: Console, analysis: dict[str, Any], factors: list[str]) -> None:
+    summary = Table(*factors, "n", "validation", "test", title="mean ± std over seeds", title_justify="left")
+    for row in analysis["summary"]:
+        summary.add_row(*(str(row[f]) for f in factors), str(row["n_runs"]),
+                        _pm(row["validation_accuracy_mean"], row["validation_accuracy_std"]),
+                        _pm(row["test_accuracy_mean"], row["test_accuracy_std"]))
+    out.print(summary)
+    best = analysis.get("best")
+    if best:
+        out.print(best_line(best))
+    anova = analysis.get("anova")
+    if anova:
+        table = Table("term", "df", "sum sq", "F", "p", title=f"ANOVA (type II) of test accuracy: {anova['formula']}",
+                      title_justify="left")
+        for row in anova["rows"]:
+            table.add_row(str(row["term"]), f"{row['df']:g}", f"{row['sum_sq']:.4g}",
+                          "-" if row["F"] is None else f"{row['F']:.3f}",
+                          "-" if row["PR(>F)"] is None else f"{row['PR(>F)']:.3g}")
+        out.print(table)
+    elif analysis.get("anova_note"):
+        out.print(f"ANOVA: not computed ({analysis['anova_note']}).")
+
+
+def best_line(best: dict[str, Any]) -> str:
+    """The best setting on validation; when others have the same validation mean, says so and names them."""
+    def shown(setting: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in setting.items())
+
+    scores = f"validation {100 * best['select_mean']:.2f}%, test {100 * best['report_mean']:.2f}%"
+    tied = best.get("tied") or []
+    if not tied:
+        return f"best on validation: {shown(best['setting'])}  ({scores})"
+    others = "; ".join(shown(t) for t in tied)
+    return (f"best on validation: {len(tied) + 1} settings tied at validation {100 * best['select_mean']:.2f}%: "
+            f"{shown(best['setting'])} (listed first, test {100 * best['report_mean']:.2f}%); also {others}")
+
+
+def _pm(mean: Any, std: Any) -> str:
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")

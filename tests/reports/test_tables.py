@@ -7,7 +7,7 @@ import json
 
 from rich.console import Console
 
-from lugpi_cli.commands.training_common import best_line
+from lugpi_cli.reports.tables import best_line
 from lugpi_cli.reports.store_tables import _config_summary
 from lugpi_cli.reports.tables import probe_tables
 from lugpi_cli.evaluation.compare import distinct_labels, run_label
