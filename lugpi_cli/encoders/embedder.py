@@ -135,19 +135,21 @@ class EmbedSummary:
         return out
 
 
+def _put_bundles(store: Store, keys: list[bytes], bundles: list[dict[str, Any]]) -> None:
+    store.put_many("features", [(key, encode_bundle(bundle)) for key, bundle in zip(keys, bundles)])
+
+
 def _store_features(writer: BackgroundWriter, store: Store, encoder: Encoder, config: EncoderConfig, pixels: Any,
                     feature_keys: list[bytes], summary: "EmbedSummary", on_batch: Callable[[int], None] | None) -> None:
-    """Encode one batch and hand its records to the background writer (one transaction per batch)."""
+    """Encode one batch and hand its feature arrays to the background writer, which packs them into records
+    (headers, CRC) and commits them in one transaction while the next batch is encoded."""
     tokens, pooled = encoder.encode(pixels)
-    records = []
-    for row, key in enumerate(feature_keys):
-        bundle = {"pooled": pooled[row]} if config.pooled_only or tokens is None else \
-            {"tokens": tokens[row], "pooled": pooled[row]}
-        records.append((key, encode_bundle(bundle)))
-    writer.submit(store.put_many, "features", records)
-    summary.embedded += len(records)
+    bundles = [{"pooled": pooled[row]} if config.pooled_only or tokens is None else
+               {"tokens": tokens[row], "pooled": pooled[row]} for row in range(len(feature_keys))]
+    writer.submit(_put_bundles, store, list(feature_keys), bundles)
+    summary.embedded += len(bundles)
     if on_batch is not None:
-        on_batch(len(records))
+        on_batch(len(bundles))
 
 
 def embed_images(
