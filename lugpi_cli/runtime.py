@@ -137,20 +137,23 @@ def planned_dtype(dtype: str, device: str = "auto") -> str:
 
 
 def dtype_without_torch(dtype: str, device: str = "auto") -> str | None:
-    """What :func:`planned_dtype` answers when the device is surely the CPU (``--device cpu``, or
-    :func:`no_gpu_here`): ``auto`` -> float32, the same errors for ``cuda``/``mps`` and unknown dtypes
-    as torch's path; None when only torch can tell."""
+    """What :func:`planned_dtype` answers without torch: an explicit dtype on ``--device auto`` (whatever
+    device torch would pick, it cannot fail); when the device is surely the CPU (``--device cpu``, or :func:`no_gpu_here`)
+    ``auto`` -> float32 and the same errors for ``cuda``/``mps`` and unknown dtypes as torch's path; None
+    when only torch can tell (``auto`` where a GPU may be: it depends on the GPU's bf16 support)."""
     import re
 
     name = (device or "auto").lower()
     cuda = re.fullmatch(r"cuda(:\d+)?", name) is not None
+    chosen = (dtype or "auto").lower()
+    if chosen in DTYPE_ALIASES and name == "auto":
+        return DTYPE_ALIASES[chosen]  # an explicit dtype is the same whatever device torch would pick
     if not (name == "cpu" or (name in ("auto", "mps") or cuda) and no_gpu_here()):
         return None
     if cuda:
         raise UserError(f"--device {name}: this machine has no CUDA GPU", "Use --device auto or cpu.")
     if name == "mps":
         raise UserError(f"--device {name}: MPS is not available here", "Use --device auto or cpu.")
-    chosen = (dtype or "auto").lower()
     if chosen == "auto":
         return "float32"
     if chosen not in DTYPE_ALIASES:

@@ -61,3 +61,19 @@ def test_an_unreadable_torch_version_file_means_ask_torch(monkeypatch, tmp_path)
     assert runtime.torch_build_has_gpu() is None
     monkeypatch.setattr(runtime.sys, "path", [str(tmp_path / "nowhere")])
     assert runtime.torch_build_has_gpu() is None
+
+
+def test_an_explicit_dtype_on_device_auto_needs_no_torch_even_where_a_gpu_may_be(monkeypatch):
+    """`--dtype float16` (any explicit dtype) gives that dtype whatever device `auto` picks: a plan on a GPU
+    machine need not import torch for it; `auto` there still asks torch (bf16 support), and so does an
+    explicit CUDA device (is it there?)."""
+    monkeypatch.setattr(runtime, "torch_build_has_gpu", lambda: True)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.os.path, "exists", lambda path: path == "/dev/nvidiactl")
+    assert runtime.dtype_without_torch("float16", "auto") == "float16"
+    assert runtime.dtype_without_torch("bf16", "auto") == "bfloat16"
+    assert runtime.dtype_without_torch("auto", "auto") is None
+    assert runtime.dtype_without_torch("fp16", "cuda:0") is None
+    assert runtime.dtype_without_torch("nonsense", "auto") is None  # torch's path names the bad value
+    with pytest.raises(UserError, match="unknown dtype 'nonsense'"):
+        runtime.dtype_without_torch("nonsense", "cpu")
