@@ -54,6 +54,26 @@ from typing import Any
 import numpy as np
 
 
+def _checked_labels(y_true: Any, y_pred: Any, num_labels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` and ``y_pred`` as arrays of one shape: 1-D labels in range, or 2-D indicators."""
+    t = np.asarray(y_true)
+    p = np.asarray(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
+    if t.ndim == 2:
+        if num_labels is not None and t.shape[1] != num_labels:
+            raise ValueError(f"multi-label y_true has {t.shape[1]} columns but num_labels={num_labels}")
+        return t, p
+    if t.ndim != 1:
+        raise ValueError(f"y_true must be 1-D (single-label) or 2-D (multi-label indicators), got shape {t.shape}")
+    if t.size == 0:
+        raise ValueError("no samples: y_true and y_pred are empty")
+    if num_labels is not None:
+        _check_range(t, num_labels, "y_true")
+        _check_range(p, num_labels, "y_pred")
+    return t, p
+
+
 def classification_metrics(
     y_true: Any,
     y_pred: Any,
@@ -77,22 +97,9 @@ def classification_metrics(
         ``{"accuracy", "macro_f1", "micro_f1", "roc_auc", "n_samples"}``; all
         Python floats (``roc_auc`` may be ``None``) and an int.
     """
-    t = np.asarray(y_true)
-    p = np.asarray(y_pred)
-    if t.shape != p.shape:
-        raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
+    t, p = _checked_labels(y_true, y_pred, num_labels)
     if t.ndim == 2:
-        if num_labels is not None and t.shape[1] != num_labels:
-            raise ValueError(f"multi-label y_true has {t.shape[1]} columns but num_labels={num_labels}")
         return _multilabel_metrics(t, p)
-    if t.ndim != 1:
-        raise ValueError(f"y_true must be 1-D (single-label) or 2-D (multi-label indicators), got shape {t.shape}")
-    if t.size == 0:
-        raise ValueError("no samples: y_true and y_pred are empty")
-    if num_labels is not None:
-        _check_range(t, num_labels, "y_true")
-        _check_range(p, num_labels, "y_pred")
-
     correct = t == p
     labels, codes = np.unique(np.concatenate([t, p]), return_inverse=True)
     k = len(labels)
