@@ -12,6 +12,21 @@ import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--heavy", action="store_true", help="also run the tests marked heavy (minutes each)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` (two simulated nodes, one killed and resumed: minutes each) run with ``--heavy``
+    only, so the default suite — CI's — stays well under 15 minutes on 2 cores."""
+    if config.getoption("--heavy"):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with --heavy")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

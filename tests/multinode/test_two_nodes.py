@@ -74,6 +74,7 @@ def _records(path: Path) -> dict[str, dict[bytes, bytes]]:
     return {ns: dict(store.iter_raw(ns)) for ns in NAMESPACES}
 
 
+@pytest.mark.heavy
 def test_two_nodes_hold_exactly_what_one_process_makes(tmp_path, tiny_models, cli, workspace):
     data = _csv(tmp_path / "toy.csv", 10)
     generate = ["generate", data, *TABLE, "--model", tiny_models["sd"], "--steps", "2", "--size", "32",
@@ -127,6 +128,7 @@ def _kill_node(proc: subprocess.Popen) -> None:
     proc.wait(timeout=60)
 
 
+@pytest.mark.heavy
 def test_a_node_killed_mid_run_and_restarted_resumes(tmp_path, tiny_models, workspace):
     data = _csv(tmp_path / "toy.csv", 12)
     args = ["generate", data, *TABLE, "--model", tiny_models["sd"], "--steps", "20", "--size", "32",
