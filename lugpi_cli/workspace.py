@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class Workspace:
     root: Path
     opened: list = field(default_factory=list, repr=False)  # stores written by the current work (flushed on success)
+    planned_datasets: dict = field(default_factory=dict, repr=False)  # what plans read, once (stages/data.py)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)

@@ -178,9 +178,11 @@ def plan(ws: Workspace, params: Params, teacher_output_fingerprint: str | None =
     grid = design(params)
     teacher = None if teacher_output_fingerprint is not None else _teacher_name(ws, params, grid)
     done = 0
+    datasets: dict = {}  # every cell reads the same data set: resolved once
     for cell in grid.cells:
         try:
-            planned = student.plan(ws, cell_params(params, grid, cell, teacher), teacher_output_fingerprint)
+            planned = student.plan(ws, cell_params(params, grid, cell, teacher), teacher_output_fingerprint,
+                                   cache=datasets)
         except UserError:
             continue
         done += planned.status.startswith("done")

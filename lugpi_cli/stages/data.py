@@ -9,10 +9,13 @@ from lugpi_cli.workspace import Workspace
 
 
 def planned_dataset(ws: Workspace, dataset: DatasetParams):
-    """The data set a plan reads (its snapshot, or its files), writing nothing."""
+    """The data set a plan reads (its snapshot, or its files), writing nothing. Read once per workspace object
+    (a command's, a recipe run's): every stage of a plan, every cell of a grid, plans the same data."""
     from lugpi_cli.data.snapshot import resolve_dataset
 
-    return resolve_dataset(dataset.request(), ws.existing_store(), persist=False)
+    if dataset not in ws.planned_datasets:
+        ws.planned_datasets[dataset] = resolve_dataset(dataset.request(), ws.existing_store(), persist=False)
+    return ws.planned_datasets[dataset]
 
 
 def dataset_and_request(dataset: DatasetParams, store) -> tuple[Any, dict[str, Any]]:

@@ -145,29 +145,44 @@ class Plan:
         return self.run_name is not None and not self.status.startswith("done")
 
 
-def plan(ws: Workspace, params: Params, teacher_output_fingerprint: str | None = None) -> Plan:
+def plan(ws: Workspace, params: Params, teacher_output_fingerprint: str | None = None, *,
+         cache: dict | None = None) -> Plan:
     """The run name and state of the student ``params`` describe (no model is loaded).
 
     ``teacher_output_fingerprint`` is given when the teacher is only planned (a recipe's dry run): the data
     set is then ``params.dataset``; else the teacher run (or the data set) is looked up in the workspace.
+    ``cache`` (a dict the caller keeps) holds the data sets resolved so far: a grid's cells share one.
     """
-    from lugpi_cli.data.snapshot import limit_dataset
-    from lugpi_cli.stages.data import planned_dataset
     from lugpi_cli.training.runs import run_name
 
     hparams, fields = resolve_loss(params.method, dict(params.loss))
-    if teacher_output_fingerprint is not None:
-        if params.dataset is None:
-            raise UserError("a student of a teacher that is only planned needs its data set",
-                            "Pass the teacher's data set: student.plan(ws, params with dataset=..., fingerprint).")
-        ds, teacher_fp = limit_dataset(planned_dataset(ws, params.dataset), params.limit), teacher_output_fingerprint
-    else:
-        teacher, ds, _ = _teacher_and_dataset(ws, params, fields, ws.existing_store(), planned=True)
-        teacher_fp = teacher.config().get("output_fingerprint") if teacher is not None else None
+    # the default teacher depends on what the method reads; a named (or planned) one does not
+    named = params.teacher is not None or teacher_output_fingerprint is not None
+    key = (params.dataset, params.limit, params.teacher, teacher_output_fingerprint, named or frozenset(fields))
+    if cache is None or key not in cache:
+        found = _planned_teacher_and_dataset(ws, params, fields, teacher_output_fingerprint)
+        if cache is None:
+            cache = {}
+        cache[key] = found
+    teacher_fp, ds = cache[key]
     config = student_config(ds.fingerprint(), params.spec(), hparams, params.train_config(resolve_workers=False),
                             teacher_fp if fields else None)
     name = params.run or run_name("student", ds.name, config)
     return Plan(run_status(ws.run(name)), name)
+
+
+def _planned_teacher_and_dataset(ws: Workspace, params: Params, fields, teacher_output_fingerprint: str | None):
+    """(the teacher's output fingerprint or None, the data set) of a plan."""
+    from lugpi_cli.data.snapshot import limit_dataset
+    from lugpi_cli.stages.data import planned_dataset
+
+    if teacher_output_fingerprint is not None:
+        if params.dataset is None:
+            raise UserError("a student of a teacher that is only planned needs its data set",
+                            "Pass the teacher's data set: student.plan(ws, params with dataset=..., fingerprint).")
+        return teacher_output_fingerprint, limit_dataset(planned_dataset(ws, params.dataset), params.limit)
+    teacher, ds, _ = _teacher_and_dataset(ws, params, fields, ws.existing_store(), planned=True)
+    return (teacher.config().get("output_fingerprint") if teacher is not None else None), ds
 
 
 def _teacher_and_dataset(ws: Workspace, params: Params, fields, store, *, planned: bool = False):
