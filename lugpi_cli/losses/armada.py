@@ -142,7 +142,9 @@ class ArmadaLoss(DistillLoss):
         return self
 
     def prepare_for(self, context) -> ArmadaLoss:
-        """``P_s`` and the auxiliary classifier, when the teacher's manifold width is known."""
+        """``P_s`` (the student-side projection onto the teacher's manifold) and the auxiliary classifier of
+        ARMADA's loss (see this module's docstring and the ARMADA summary in ../shared/seeds), when the
+        teacher's manifold width is known."""
         if context.teacher_dim is None:
             return self
         return self.prepare(context.student_dim, context.teacher_dim, context.num_labels)

@@ -143,7 +143,9 @@ class EmaLoss(DistillLoss):
 
     def objective_class(self) -> type:
         """Self-distillation trains with the EMA teacher beside the student
-        (:class:`~lugpi_cli.training.objectives.EmaObjective`)."""
+        (:class:`~lugpi_cli.training.objectives.EmaObjective`): the teacher's weights follow
+        theta_T <- d * theta_T + (1 - d) * theta_S after every step (the EMA self-distillation paper in
+        ../shared/seeds; ``ema_decay`` = d)."""
         from lugpi_cli.training.objectives import EmaObjective
 
         return EmaObjective

@@ -185,7 +185,9 @@ class MsdLoss(DistillLoss):
 
     def objective_class(self) -> type:
         """Meta-learned weights train with a meta step before every ``meta_every``-th step
-        (:class:`~lugpi_cli.training.objectives.MetaObjective`); the other weightings with the plain objective."""
+        (:class:`~lugpi_cli.training.objectives.MetaObjective`: MSD, arXiv:2101.01881, Algorithm 1 lines 4-5,
+        a look-ahead SGD step of the student with step ``meta_alpha``, then an SGD step of the weight net with
+        ``meta_lr``); the other weightings with the plain objective."""
         from lugpi_cli.training.objectives import MetaObjective, Objective
 
         return MetaObjective if self.weighting == "meta" else Objective

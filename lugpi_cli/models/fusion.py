@@ -8,6 +8,13 @@
     e_T = act(Linear(2H -> hidden)([Z[:, 0]; Z[:, T]]))     text CLS and image CLS
     logits = Linear(hidden -> k)(dropout(e_T))
 
+This is the LUGPI teacher (arXiv:2309.15238, "Teacher training", Algorithm 1 steps 6-14): the text and
+image encoders' tokens are concatenated and passed through one vanilla transformer block with 8 attention
+heads (``num_heads=8``); the text CLS and image CLS tokens are concatenated into a two-layer MLP whose first
+layer is e_T and whose second has k units, then a softmax. The paper gives that first layer 786 units; the
+default here is ``hidden=768`` (the width of the 768-d encoders it reads, which we take 786 to mean), and
+``--hidden 786`` reproduces the paper's number literally.
+
 The image tokens are the last hidden state of a frozen CLIP/ViT (CLS first),
 stored float16 and cast to float here. Saving and loading are in
 :mod:`lugpi_cli.models.fusion_io`; :func:`~lugpi_cli.models.teacher.build_teacher`
