@@ -7,6 +7,7 @@ error (a bug: rerun with ``-v`` for the traceback), 130 interrupted.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,11 +33,21 @@ def _json_error(message: str, hint: str | None, code: int) -> None:
     sys.stdout.flush()
 
 
+def _unwrapped(message: str) -> str:
+    """An error raised in a DataLoader worker reaches here re-raised by torch with the worker's whole traceback
+    as its message ("Caught CorruptRecord in DataLoader worker process 0. Original Traceback ..."): the
+    original message is what the user needs (the traceback stays behind ``-v``)."""
+    head, _, rest = message.partition("\n")
+    caught = re.fullmatch(r"Caught (\w+) in DataLoader worker process \d+\.", head)
+    at = rest.rfind(f"{caught.group(1)}: ") if caught else -1
+    return rest[at + len(caught.group(1)) + 2:].strip() if caught and at >= 0 else message
+
+
 def _report(exc: BaseException, code: int, prefix: str = "Error") -> int:
     err = console.err_console()
     if console.state().verbose:
         err.print_exception(show_locals=False)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    message = _unwrapped(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
     if console.state().json and not console.state().emitted:
         _json_error(message, getattr(exc, "hint", None), code)
     err.print(f"[bold red]{escape(prefix)}:[/] {escape(message)}", markup=True, highlight=False)

@@ -11,6 +11,7 @@ from lugpi_store.codec import (
     decode,
     encode_array,
     encode_bundle,
+    encode_bundles,
     encode_image,
     encode_json,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "decode",
     "encode_array",
     "encode_bundle",
+    "encode_bundles",
     "encode_image",
     "encode_json",
     "fingerprint",

@@ -1,14 +1,17 @@
 """Short-lived claims, so concurrent identical runs (two shells, a job array without ``--shard``, a
 restarted job while the old one still runs) share the work instead of each doing all of it.
 
-Before each batch a process re-checks the store and, in ONE write transaction (LMDB serialises
-writers, so two processes never take the same item), claims up to a batch of items that are neither
-stored yet nor claimed by a live process: ``meta`` key ``claim/<namespace>/<record key>`` holding
-the owner (host, pid, a random token) and an expiry time. A claim is released once its batch is
-committed. A claim whose owner died is taken over: at once when the owner was on this host (its pid
-is gone), otherwise when it expires (``ttl``: at least ``MIN_TTL`` s, and four times the slowest
-batch so far). When only other processes' claims remain, the process waits for them (polling)
-rather than drawing them again. Claims are workspace-local (never merged).
+Before a lease of batches a process re-checks the store and, in ONE write transaction (LMDB
+serialises writers, so two processes never take the same item), claims up to a lease of items that
+are neither stored yet nor claimed by a live process. A lease is one ``meta`` record
+``claim/<namespace>/<owner token>/<n>`` holding the owner (host, pid, token), an expiry time and the
+record keys it covers, so claiming costs one look-up per item and one write per lease, and a process
+alone in the store reads no claims but its own prefix scan. Every claim of this process is deleted
+at the end (:meth:`ClaimSet.release`), after its batches are committed. A claim whose owner died is
+taken over: at once when the owner was on this host (its pid is gone), otherwise when it expires
+(``ttl``: at least ``MIN_TTL`` s, and four times the slowest batch so far). When only other
+processes' claims remain, the process waits for them (polling) rather than drawing them again.
+Claims are workspace-local (never merged).
 
 >>> claims = ClaimSet(store, "images", keys)                       # doctest: +SKIP
 >>> for batch in claims.batches(8):  # positions into ``keys``; waits for others at the end  # doctest: +SKIP
@@ -59,65 +62,74 @@ class ClaimSet:
         self.by_others = 0  # items another process stored while this one ran
         self._next = 0  # scan position: items before it were taken, found stored, or are in _elsewhere
         self._elsewhere: set[int] = set()  # items a live process holds (re-checked when the scan is done)
-        self._held: set[int] = set()
+        self._records: list[bytes] = []  # this process's lease records
+        self._prefix = CLAIM_PREFIX + namespace.encode() + b"/"
         self._slowest = 0.0
         self._taken_at = 0.0
         self._batch_seconds: float | None = None  # how long the consumer took for its last batch
         self.transactions = 0  # claim transactions taken (what the lease saves)
 
-    def _claim_key(self, i: int) -> bytes:
-        return CLAIM_PREFIX + self.namespace.encode() + b"/" + self.keys[i]
+    def _own_prefix(self) -> bytes:
+        return self._prefix + self.owner["token"].encode() + b"/"
 
-    def _free(self, txn, dbs, i: int, now: float) -> bool | None:
-        """Whether item ``i`` can be taken (None: it is stored already)."""
-        if txn.get(self.keys[i], db=dbs[self.namespace]) is not None:
-            return None
-        raw = txn.get(self._claim_key(i), db=dbs["meta"])
-        if raw is None:
-            return True
-        other = codec.decode(raw)
-        return other.get("token") == self.owner["token"] or other.get("expires", 0) <= now or not _alive(other)
+    def _held_by_others(self, txn, dbs, now: float) -> set[bytes]:
+        """Record keys in other live processes' unexpired leases (a prefix scan: empty when alone)."""
+        held: set[bytes] = set()
+        own = self._own_prefix()
+        cursor = txn.cursor(db=dbs["meta"])
+        if not cursor.set_range(self._prefix):
+            return held
+        for key, raw in cursor.iternext():
+            if not key.startswith(self._prefix):
+                break
+            if key.startswith(own):
+                continue
+            other = codec.decode(raw)
+            if other.get("expires", 0) > now and _alive(other):
+                held.update(k.encode("latin-1") for k in other.get("keys", ()))
+        return held
 
     def _take(self, size: int) -> tuple[list[int], int]:
         """Claim up to ``size`` free items in one write transaction; also how many others still hold.
 
         Items are scanned once in order; those another process holds are re-checked only when the
-        scan has reached the end, so a batch costs about ``size`` look-ups, not one per item.
+        scan has reached the end, so a lease costs about ``size`` look-ups and one write.
         """
         now = time.time()
         self.transactions += 1
-        mine = codec.encode_json({**self.owner, "expires": now + max(self.ttl, 4 * self._slowest)})
         taken: list[int] = []
         with self.store._txn(write=True) as (txn, dbs):
+            held, items = self._held_by_others(txn, dbs, now), dbs[self.namespace]
             while len(taken) < size and self._next < len(self.keys):
                 i, self._next = self._next, self._next + 1
-                self._classify(txn, dbs, i, now, taken)
+                if txn.get(self.keys[i], db=items) is not None:
+                    self.by_others += 1
+                elif self.keys[i] in held:
+                    self._elsewhere.add(i)
+                else:
+                    taken.append(i)
             live = 0
             if len(taken) < size or size == 0:
                 for i in sorted(self._elsewhere):
-                    free = self._free(txn, dbs, i, now)
-                    if free is None:
+                    if txn.get(self.keys[i], db=items) is not None:
                         self._elsewhere.discard(i)
                         self.by_others += 1
-                    elif free and len(taken) < size:
+                    elif self.keys[i] in held:
+                        live += 1
+                    elif len(taken) < size:
                         self._elsewhere.discard(i)
                         taken.append(i)
-                    elif not free:
-                        live += 1
-            for i in taken:
-                txn.put(self._claim_key(i), mine, db=dbs["meta"], overwrite=True)
-        self._held.update(taken)
+            if taken:
+                self._put_lease(txn, dbs, taken, now)
         self._taken_at = time.monotonic()
         return taken, live
 
-    def _classify(self, txn, dbs, i: int, now: float, taken: list[int]) -> None:
-        free = self._free(txn, dbs, i, now)
-        if free is None:
-            self.by_others += 1
-        elif free:
-            taken.append(i)
-        else:
-            self._elsewhere.add(i)
+    def _put_lease(self, txn, dbs, taken: list[int], now: float) -> None:
+        record = self._own_prefix() + b"%08d" % len(self._records)
+        lease = {**self.owner, "expires": now + max(self.ttl, 4 * self._slowest),
+                 "keys": [self.keys[i].decode("latin-1") for i in taken]}
+        txn.put(record, codec.encode_json(lease), db=dbs["meta"])
+        self._records.append(record)
 
     def lease(self) -> int:
         """Batches to claim in the next transaction: 1 until a batch was timed, then enough for about
@@ -167,14 +179,11 @@ class ClaimSet:
         all of this process's claims are deleted together at the end)."""
         self._slowest = max(self._slowest, time.monotonic() - self._taken_at)
 
-    def release(self, positions: Sequence[int] | None = None) -> None:
-        """Delete this process's claims (all, or on ``positions``)."""
-        which = sorted(self._held if positions is None else set(positions) & self._held)
-        if not which or not self.store.exists:
+    def release(self) -> None:
+        """Delete this process's claims (its lease records)."""
+        if not self._records or not self.store.exists:
             return
         with self.store._txn(write=True) as (txn, dbs):
-            for i in which:
-                raw = txn.get(self._claim_key(i), db=dbs["meta"])
-                if raw is not None and codec.decode(raw).get("token") == self.owner["token"]:
-                    txn.delete(self._claim_key(i), db=dbs["meta"])
-        self._held.difference_update(which)
+            for record in self._records:
+                txn.delete(record, db=dbs["meta"])
+        self._records.clear()

@@ -23,6 +23,7 @@ from typing import Any
 
 FP_PREFIX_LEN = 16
 DIGEST_LEN = 32
+_HEX = frozenset("0123456789abcdef")
 
 
 def _check_finite(value: Any, path: str = "$") -> None:
@@ -65,7 +66,7 @@ def record_key(fp: str, *parts: Any) -> bytes:
     >>> record_key("ab" * 32, "a prompt", 7)[:17]
     b'abababababababab/'
     """
-    if len(fp) < FP_PREFIX_LEN or any(c not in "0123456789abcdef" for c in fp):
+    if len(fp) < FP_PREFIX_LEN or not _HEX.issuperset(fp):
         raise ValueError(f"not a hex fingerprint: {fp!r}")
     digest = hashlib.sha256(canonical_json([fp, *map(_part, parts)]).encode("ascii")).hexdigest()
     return f"{fp[:FP_PREFIX_LEN]}/{digest[:DIGEST_LEN]}".encode("ascii")

@@ -20,18 +20,20 @@ import numpy as np
 import torch
 
 from lugpi_cli.training.objectives import Objective
-from lugpi_cli.training.runs import Run
-
-BEST_WEIGHTS = "best.safetensors"
+from lugpi_cli.training.runs import BEST_WEIGHTS, Run
 
 
 def save_checkpoint(path: Path, objective: "Objective", optimizer, scheduler, state: dict[str, Any],
-                    best_path: Path | None, *, rng: list[dict[str, Any]], scaler=None) -> None:
+                    best_path: Path | None, *, rng: list[dict[str, Any]], scaler=None, final: bool = False) -> None:
     """Write the checkpoint to ``path.tmp`` and swap it in, so a kill never leaves half a checkpoint.
 
     ``rng`` holds every process's random state (index = rank), so each rank of a
     resumed DDP run continues its own dropout stream; ``scaler`` is the fp16 loss
-    scaler, if any.
+    scaler, if any. A ``final`` checkpoint (after the fit's last epoch: no step
+    is left to take) leaves out what only further steps need — the optimizer
+    state (twice the model for AdamW), the schedule, the random and scaler
+    states — so a kill while the outputs are predicted and cached resumes there
+    without retraining, and a run does not pay for writing state it never reads.
     """
     from safetensors.torch import save_model
 
@@ -41,11 +43,14 @@ def save_checkpoint(path: Path, objective: "Objective", optimizer, scheduler, st
     save_model(objective, str(tmp / "objective.safetensors"))
     if best_path is not None and best_path.exists():
         shutil.copy2(best_path, tmp / BEST_WEIGHTS)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"ranks": rng}, tmp / "rng.pt")
-    if scaler is not None:
-        torch.save(scaler.state_dict(), tmp / "scaler.pt")
+    if final:
+        state = {**state, "final": True}
+    else:
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"ranks": rng}, tmp / "rng.pt")
+        if scaler is not None:
+            torch.save(scaler.state_dict(), tmp / "scaler.pt")
     extra = objective.extra_state()
     if extra:
         torch.save(extra, tmp / "extra.pt")

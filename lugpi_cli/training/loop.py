@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lugpi_cli import gpu
+from lugpi_cli.errors import UserError
 from lugpi_cli.training import checkpoint
 from lugpi_cli.training.checkpoint import load_checkpoint_state  # noqa: F401 - re-exported
 from lugpi_cli.training.components import (  # noqa: F401 - re-exported
@@ -99,6 +100,10 @@ class _Fitting:
     def stopped_early(self) -> bool:
         return self.cfg.early_stopping is not None and self.bad_epochs >= self.cfg.early_stopping
 
+    def last_epoch(self, epoch: int) -> bool:
+        """Whether the fit ends after ``epoch`` (its epochs, its steps or its patience are used up)."""
+        return epoch >= self.cfg.epochs or self.out_of_steps() or self.stopped_early()
+
 
 def _short_window(batches: int, grad_accum: int) -> tuple[int, float]:
     """Where the epoch's last, short accumulation window starts, and its loss factor.
@@ -138,11 +143,12 @@ def fit(
     start_epoch = _resume_or_seed(run, objective, cfg, state, log)
     # 3. the optimizer and the LR schedule (their states too, resuming)
     optimizer, scheduler = _optimizer_and_schedule(objective, cfg, accelerator, len(train_data))
-    if state is not None:
+    resuming_steps = state is not None and not state.get("final")  # a final checkpoint: no step is left
+    if resuming_steps:
         checkpoint.load_optimizer_state(run.checkpoint_dir, optimizer, scheduler, accelerator.process_index)
     # 4. onto the device
     fitting = _prepare(run, cfg, accelerator, objective, optimizer, scheduler)
-    if state is not None:
+    if resuming_steps:
         checkpoint.load_scaler_state(run.checkpoint_dir, fitting.scaler)
     # 5. the data: each text tokenised once per run, not per batch or epoch
     pretokenize(collate, train_data)
@@ -151,6 +157,9 @@ def fit(
                                                  shuffle=False))
     # 6. the epochs
     fitting.restore_counters(state)
+    if not resuming_steps and state is not None and not fitting.last_epoch(start_epoch):
+        raise UserError(f"run {run.name} ended its fit after epoch {start_epoch} and kept no optimizer state to "
+                        f"train on to epoch {cfg.epochs}", "Start it afresh with --force, or name another --run.")
     epochs_run = start_epoch
     history = run.history()
     fitting.tracked = tracking.start(accelerator, run.name, run.config() if run.config_path.exists() else None,
@@ -277,7 +286,8 @@ def _keep_best_and_checkpoint(f: _Fitting, epoch: int, record: dict[str, Any], a
         f.best, f.best_epoch, f.bad_epochs = accuracy, epoch, 0
     else:
         f.bad_epochs += 1
-    rng = checkpoint.gather_rng(accelerator)
+    final = f.last_epoch(epoch)
+    rng = [] if final else checkpoint.gather_rng(accelerator)  # every rank decides alike: no collective skipped
     if accelerator.is_main_process:
         best_path = f.run.dir / checkpoint.BEST_WEIGHTS
         if improved:
@@ -285,7 +295,7 @@ def _keep_best_and_checkpoint(f: _Fitting, epoch: int, record: dict[str, Any], a
         f.run.append_history({**record, "best": improved})
         history.append({**record, "best": improved})
         checkpoint.save_checkpoint(f.run.checkpoint_dir, accelerator.unwrap_model(f.objective), f.optimizer,
-                                   f.scheduler, f.counters(epoch), best_path, rng=rng, scaler=f.scaler)
+                                   f.scheduler, f.counters(epoch), best_path, rng=rng, scaler=f.scaler, final=final)
     accelerator.wait_for_everyone()
     return improved
 

@@ -8,7 +8,8 @@ A run directory (``WORKSPACE/runs/<name>/``) holds::
     predictions/        <split>.csv: sample_id, label, predicted, prob_0..prob_{k-1}
     model/              the model (Hugging Face save_pretrained format for text models)
     checkpoint/         while training: what resuming needs (model, optimizer, scheduler,
-                        epoch, best metric, RNG states); removed once the run is DONE
+                        epoch, best metric, RNG states; after the last epoch the model and
+                        counters only); removed once the run is DONE
     DONE                written last; resume trusts this marker, not partial files
 
 The default name is ``<kind>-<dataset>-<first 12 hex of the config hash>``: the
@@ -32,6 +33,9 @@ from typing import Any, Iterator
 from lugpi_cli.errors import UserError
 from lugpi_cli.runtime import library_versions
 from lugpi_store import fingerprint
+
+BEST_WEIGHTS = "best.safetensors"  # the best validation weights so far, in a run and in its checkpoint
+
 
 def checked_run_name(name: str) -> str:
     """A ``--run NAME`` given by the user: one directory name under ``runs/``."""
@@ -141,7 +145,7 @@ class Run:
         """Write DONE last, then drop what only resuming needed (optimizer state, best-so-far weights)."""
         _atomic_write(self.done_path, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds") + "\n")
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        (self.dir / "best.safetensors").unlink(missing_ok=True)
+        (self.dir / BEST_WEIGHTS).unlink(missing_ok=True)
 
     def reset(self) -> None:
         """Delete everything (``--force``)."""

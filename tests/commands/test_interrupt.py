@@ -53,13 +53,10 @@ def test_ctrl_c_during_generate_says_what_was_stored(tmp_path, tiny_models, cli,
 
 
 def test_interrupt_without_a_running_bar_is_still_one_line_and_one_object(cli, monkeypatch):
-    import lugpi_cli.commands.store as store_command
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store_command, "store_info", interrupted, raising=False)
-    monkeypatch.setattr("store.Store.__init__", interrupted)
+    monkeypatch.setattr("lugpi_store.Store.__init__", interrupted)  # before any batch: no progress bar runs
     result = cli("store", "info", "--json", code=130)
     (obj,) = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert obj == {"interrupted": True, "exit_code": 130,

@@ -43,3 +43,29 @@ def test_a_lease_leaves_the_rest_to_another_process(tmp_path):
     mine = [i for batch in got for i in batch] + [i for batch in batches for i in batch]
     assert sorted(mine + other) == list(range(200)) and not set(mine) & set(other)
     assert other  # the lease did not take everything
+
+
+def test_a_lease_is_one_record_and_release_deletes_them(tmp_path):
+    store = Store(tmp_path / "s", create=True)
+    keys = _keys(200)
+    claims = ClaimSet(store, "images", keys)
+    batches = claims.batches(2, wait=False)
+    handed = [i for batch in batches for i in batch]
+    assert handed == list(range(200))
+    records = store.keys("meta", b"claim/images/")
+    assert len(records) == claims.transactions - 1  # one per lease; the last transaction found nothing left
+    claimed = [k for r in records for k in store.get("meta", r)["keys"]]
+    assert sorted(claimed) == [k.decode() for k in keys]  # every item claimed once
+    claims.release()
+    assert not store.keys("meta", b"claim/")
+
+
+def test_an_expired_lease_is_taken_over(tmp_path):
+    store = Store(tmp_path / "s", create=True)
+    keys = _keys(10)
+    stale = ClaimSet(store, "images", keys, ttl=0.0)
+    stale.owner = {**stale.owner, "host": "another-host"}  # its pid cannot be checked from here
+    assert stale._take(10)[0] == list(range(10))
+    time.sleep(0.01)  # past its expiry (a ttl of 0 and no batch timed yet)
+    fresh = ClaimSet(store, "images", keys)
+    assert [i for batch in fresh.batches(5, wait=False) for i in batch] == list(range(10))

@@ -84,6 +84,19 @@ def test_a_corrupt_image_stops_embed_naming_the_key(cli, workspace, table, tiny_
     assert maintenance.verify(store).ok
 
 
+def test_a_corrupt_image_read_in_a_dataloader_worker_is_the_same_one_line_error(cli, workspace, table,
+                                                                                 tiny_models):
+    """torch re-raises a worker's error with the worker's traceback as its message: the user sees the message."""
+    store = Store(workspace / "store")
+    key = _first_key(store, "images")
+    _flip_last_byte(store, "images", key)
+    result = cli("embed", table, *TABLE, "--encoder", tiny_models["clip"], "--pooled-only", "--workers", "1",
+                 code=1)
+    assert f"images/{key.decode()}" in result.stderr and "store verify" in result.stderr
+    assert "Traceback" not in result.stderr and "DataLoader worker" not in result.stderr
+    assert any(line.startswith("Error: record images/") for line in result.stderr.splitlines())
+
+
 def test_a_corrupt_feature_stops_train_teacher(cli, workspace, teacher_args):
     store = Store(workspace / "store")
     key = _first_key(store, "features")

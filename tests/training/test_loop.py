@@ -80,6 +80,29 @@ def test_checkpoint_loads_with_weights_only(tmp_path, tiny_models):
     assert any(k.startswith("model.") for k in load_file(run.checkpoint_dir / "objective.safetensors"))
 
 
+def test_the_last_epochs_checkpoint_keeps_no_optimizer_state_and_resumes_without_training(tmp_path, tiny_models):
+    """After the fit's last epoch no step is left: the checkpoint holds the weights and counters only, and a
+    process killed afterwards (while predicting the outputs) resumes with the same weights and no epoch rerun."""
+    train, val = TrainingData(_samples(24, "train")), TrainingData(_samples(8, "validation"))
+    cfg = TrainConfig(epochs=2, batch_size=4, seed=0)
+    objective, collate = _setup(tiny_models)
+    run = Run(tmp_path / "r")
+    first = fit(run, objective, train, val, collate, cfg, device="cpu")  # not marked done: as if killed after
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.safetensors", "objective.safetensors",
+                                                                   "trainer.json"]
+    weights = {k: v.clone() for k, v in objective.model.state_dict().items()}
+    objective, collate = _setup(tiny_models)  # a new process
+    steps = []
+    again = fit(run, objective, train, val, collate, cfg, device="cpu", on_step=lambda n, parts: steps.append(n))
+    assert not steps and again.resumed_from_epoch == 2 and (again.best_epoch, again.steps) == (first.best_epoch,
+                                                                                               first.steps)
+    for name, value in objective.model.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=0, msg=name)
+    objective, collate = _setup(tiny_models)
+    with pytest.raises(UserError, match="no optimizer state"):  # the same run asked to train further
+        fit(run, objective, train, val, collate, TrainConfig(epochs=3, batch_size=4, seed=0), device="cpu")
+
+
 def test_max_steps_and_early_stopping(tmp_path, tiny_models):
     train, val = TrainingData(_samples(24, "train")), TrainingData(_samples(8, "validation"))
     objective, collate = _setup(tiny_models)
