@@ -114,3 +114,28 @@ def test_unsupported_values_are_refused_with_the_dtype_named():
 def test_describe():
     assert codec.describe(codec.encode_array(np.zeros((2, 3), np.float16))) == "array float16 [2, 3]"
     assert codec.describe(codec.encode_image(b"abc", "webp")) == "image/webp 3 bytes"
+
+
+@pytest.mark.parametrize("dtype", ["<f2", ">f4", "<i8", "|b1", "<u1"])
+def test_encode_bundles_equals_encode_bundle_row_by_row(dtype):
+    rng = np.random.default_rng(0)
+    tokens = (rng.standard_normal((5, 3, 4)) * 10).astype(dtype)
+    pooled = np.arange(5 * 7, dtype="<f4").reshape(5, 7)
+    records = codec.encode_bundles({"tokens": tokens, "pooled": pooled})
+    assert records == [codec.encode_bundle({"tokens": tokens[i], "pooled": pooled[i]}) for i in range(5)]
+    for i, record in enumerate(records):  # and each decodes, CRCs checked, to its row
+        back = codec.decode(record)
+        np.testing.assert_array_equal(back["tokens"], tokens[i])
+        np.testing.assert_array_equal(back["pooled"], pooled[i])
+
+
+def test_encode_bundles_edge_cases():
+    assert codec.encode_bundles({"x": np.zeros((0, 3), np.float32)}) == []
+    one = codec.encode_bundles({"x": np.float16([[1, 2]])})
+    assert one == [codec.encode_bundle({"x": np.float16([1, 2])})]
+    with pytest.raises(ValueError, match="one length"):
+        codec.encode_bundles({"a": np.zeros((2, 3)), "b": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="one length"):
+        codec.encode_bundles({"a": np.float32(1.0)})
+    with pytest.raises(TypeError, match="cannot store dtype"):
+        codec.encode_bundles({"a": np.array([[object()]])})
