@@ -148,6 +148,35 @@ class Collator:
         return batch
 
 
+class Reordered(torch.utils.data.Dataset):
+    """``data`` read in the order ``order`` (item ``i`` is ``data[order[i]]``), batches still one read each."""
+
+    def __init__(self, data: Any, order: Sequence[int]):
+        self.data, self.order = data, list(order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return self.data.__getitems__([self.order[i] for i in indices])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])[0]
+
+
+def by_length(collate: Any, data: Any) -> tuple[Any, list[int] | None]:
+    """``data`` longest texts first (a :class:`Reordered` view and its order), for passes whose order does not
+    matter (validation, prediction): each batch then pads to a length near its own texts', not to the longest
+    of a random draw. Unchanged (and ``None``) when ``collate`` does not cache tokens. Ties keep data order."""
+    samples = getattr(data, "samples", None)
+    if not (isinstance(collate, Collator) and collate.caches and samples):
+        return data, None
+    pretokenize(collate, data)
+    lengths = [len(collate._cache[(s.text, s.text_pair)]["input_ids"]) for s in samples]
+    order = sorted(range(len(samples)), key=lambda i: -lengths[i])
+    return Reordered(data, order), order
+
+
 def pretokenize(collate: Any, data: Any) -> None:
     """Tokenise every text of ``data`` (a :class:`TrainingData`) at once, if ``collate`` caches tokens."""
     samples = getattr(data, "samples", None)

@@ -34,7 +34,7 @@ from lugpi_cli.training.components import (  # noqa: F401 - re-exported
     seed_everything,
 )
 from lugpi_cli.training.config import TrainConfig  # noqa: F401 - re-exported (its home is torch-free)
-from lugpi_cli.training.data import pretokenize
+from lugpi_cli.training.data import by_length, pretokenize
 from lugpi_cli.training.objectives import Objective, make_inputs  # noqa: F401 - re-exported
 from lugpi_cli.training.predict import evaluate, predict, predict_outputs  # noqa: F401 - re-exported
 from lugpi_cli.training.runs import Run
@@ -152,8 +152,8 @@ def fit(
         checkpoint.load_scaler_state(run.checkpoint_dir, fitting.scaler)
     # 5. the data: each text tokenised once per run, not per batch or epoch
     pretokenize(collate, train_data)
-    pretokenize(collate, val_data)
-    val_loader = accelerator.prepare(make_loader(val_data, cfg.eval_batch_size, collate, workers=cfg.workers,
+    val_by_length, _ = by_length(collate, val_data)  # validation in any order: longest first pads least
+    val_loader = accelerator.prepare(make_loader(val_by_length, cfg.eval_batch_size, collate, workers=cfg.workers,
                                                  shuffle=False))
     # 6. the epochs
     fitting.restore_counters(state)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lugpi_cli.training.components import make_loader
-from lugpi_cli.training.data import pretokenize
+from lugpi_cli.training.data import by_length
 from lugpi_cli.training.objectives import Objective
 
 
@@ -37,16 +37,21 @@ def predict_outputs(model: nn.Module, data, collate: Callable, *, batch_size: in
     model's extra outputs (e.g. ARMADA's ``logits_aux``, ``manifold``), each (n, ...)."""
     model.eval()
     model.to(device)
-    pretokenize(collate, data)
+    ordered, order = by_length(collate, data)  # batches of similar lengths pad less; rows come back in order
     parts: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
-        for batch in make_loader(data, batch_size, collate, workers=workers, shuffle=False):
+        for batch in make_loader(ordered, batch_size, collate, workers=workers, shuffle=False):
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = model(batch, **forward_kwargs)
             fields = {"logits": out.logits, "embedding": out.embedding, **(getattr(out, "extra", None) or {})}
             for name, value in fields.items():
                 parts.setdefault(name, []).append(value.float().cpu().numpy())
-    return {name: np.concatenate(values) for name, values in parts.items()}
+    outputs = {name: np.concatenate(values) for name, values in parts.items()}
+    if order is not None:
+        where = np.empty(len(order), dtype=np.int64)
+        where[order] = np.arange(len(order))
+        outputs = {name: values[where] for name, values in outputs.items()}
+    return outputs
 
 
 def predict(model: nn.Module, data, collate: Callable, *, batch_size: int = 64, workers: int = 0,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.recipe_tables import tiny_student, tiny_tables, write_recipe
+
 REPO = Path(__file__).resolve().parents[2]
 TRACER = Path(__file__).with_name("import_trace.py")
 
@@ -152,35 +154,10 @@ def _first_json(stdout: str) -> dict:
 
 def _tiny_recipe(tmp_path: Path, tiny_models, tiny_csv) -> Path:
     """Every stage on tiny models; students whose run names depend on what their loss reads from the teacher."""
-    text = f"""title = "tiny"
-[dataset]
-name = "{tiny_csv}"
-text_col = "text"
-label_col = "label"
-prompt_col = "prompt"
-[generate]
-model = "{tiny_models['sd']}"
-steps = 2
-size = "32"
-[[embed]]
-encoder = "{tiny_models['clip']}"
-[[teacher]]
-id = "teacher"
-encoder = "{tiny_models['clip']}"
-text_model = "{tiny_models['text']}"
-hidden = 32
-epochs = 1
-max_length = 32
-"""
-    for id_, extra in (("baseline", "alpha = 0.0\nbeta = 0.0"), ("lugpi", 'teacher = "teacher"'),
-                       ("kd-no-kl", 'teacher = "teacher"\nmethod = "kd"\nlam = 1.0'),
-                       ("rkd", 'teacher = "teacher"\nmethod = "rkd"')):
-        text += (f'[[student]]\nid = "{id_}"\n{extra}\ntext_model = "{tiny_models["text"]}"\n'
-                 'epochs = 1\nmax_length = 32\n')
-    text += '[evaluate]\nbaseline = "baseline"\n[paper]\nlugpi = 0.9\n'
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return path
+    tables = tiny_tables(tiny_models, tiny_csv)
+    tables["student"] += [tiny_student("kd-no-kl", tiny_models, teacher="teacher", method="kd", lam=1.0),
+                          tiny_student("rkd", tiny_models, teacher="teacher", method="rkd")]
+    return write_recipe(tmp_path / "tiny.toml", tables)
 
 
 @pytest.mark.slow  # trains a tiny teacher and four tiny students

@@ -8,53 +8,15 @@ from pathlib import Path
 import pytest
 
 from lugpi_cli.recipe import load_recipe
+from tests.recipe_tables import tiny_tables, write_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def _recipe(tmp_path, tiny_models, tiny_csv, extra: str = "") -> Path:
-    text = f"""
-title = "tiny"
-[dataset]
-name = "{tiny_csv}"
-text_col = "text"
-label_col = "label"
-prompt_col = "prompt"
-[generate]
-model = "{tiny_models['sd']}"
-steps = 2
-size = "32"
-format = "png"
-[[embed]]
-encoder = "{tiny_models['clip']}"
-[[teacher]]
-id = "teacher"
-encoder = "{tiny_models['clip']}"
-text_model = "{tiny_models['text']}"
-hidden = 32
-epochs = 1
-max_length = 32
-[[student]]
-id = "baseline"
-alpha = 0.0
-beta = 0.0
-text_model = "{tiny_models['text']}"
-epochs = 1
-max_length = 32
-[[student]]
-id = "lugpi"
-teacher = "teacher"
-text_model = "{tiny_models['text']}"
-epochs = 1
-max_length = 32
-[evaluate]
-baseline = "baseline"
-[paper]
-lugpi = 0.9
-{extra}"""
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return path
+    tables = tiny_tables(tiny_models, tiny_csv)
+    tables["generate"]["format"] = "png"
+    return write_recipe(tmp_path / "tiny.toml", tables, extra)
 
 
 def test_plan_run_and_resume(cli, workspace, tmp_path, tiny_models, tiny_csv):

@@ -15,6 +15,7 @@ from lugpi_cli.errors import UserError
 from lugpi_cli.recipe import load_recipe, params_of
 from lugpi_cli.stages import ablate, embed, generate, student, teacher
 from lugpi_cli.workspace import Workspace
+from tests.recipe_tables import tiny_student, tiny_tables, write_recipe
 
 
 class Caught(UserError):
@@ -38,49 +39,16 @@ def catch(monkeypatch):
 
 
 def _recipe(tmp_path, tiny_models, tiny_csv):
-    path = tmp_path / "same.toml"
-    path.write_text(f"""
-[dataset]
-name = "{tiny_csv}"
-text_col = "text"
-label_col = "label"
-prompt_col = "prompt"
-[generate]
-model = "{tiny_models['sd']}"
-steps = 3
-size = 32
-reuse_similar = 0.95
-format = "png"
-[[embed]]
-encoder = "{tiny_models['clip']}"
-[[teacher]]
-id = "t"
-encoder = "{tiny_models['clip']}"
-text_model = "{tiny_models['text']}"
-hidden = 32
-epochs = 2
-max_length = 32
-[[student]]
-id = "s"
-teacher = "t"
-method = "kd"
-lam = 0.3
-text_model = "{tiny_models['text']}"
-epochs = 2
-max_length = 32
-[[student]]
-id = "base"
-alpha = 0.0
-beta = 0.0
-text_model = "{tiny_models['text']}"
-epochs = 2
-max_length = 32
-[ablate]
-teacher = "t"
-grid = {{ lam = [0.3, 0.5] }}
-set = {{ method = "kd", text_model = "{tiny_models['text']}", max_length = 32, epochs = 2 }}
-""")
-    return path
+    tables = tiny_tables(tiny_models, tiny_csv)
+    del tables["title"], tables["evaluate"], tables["paper"]
+    tables["generate"].update(steps=3, size=32, reuse_similar=0.95, format="png")
+    tables["teacher"][0].update(id="t", epochs=2)
+    two_epochs = {"epochs": 2}
+    tables["student"] = [{**tiny_student("s", tiny_models, teacher="t", method="kd", lam=0.3), **two_epochs},
+                         {**tiny_student("base", tiny_models, alpha=0.0, beta=0.0), **two_epochs}]
+    tables["ablate"] = {"teacher": "t", "grid": {"lam": [0.3, 0.5]},
+                        "set": {"method": "kd", "text_model": tiny_models["text"], "max_length": 32, "epochs": 2}}
+    return write_recipe(tmp_path / "same.toml", tables)
 
 
 def test_command_recipe_and_grid_cell_agree(cli, catch, workspace, tmp_path, tiny_models, tiny_csv):

@@ -132,3 +132,42 @@ def test_training_with_the_cache_equals_training_without(tmp_path, tiny_models):
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_prediction_runs_longest_first_and_returns_rows_in_data_order(tiny_models):
+    """Validation and prediction passes batch texts by length (each batch pads to about its own length), yet
+    every output row is its sample's, as from a forward of that sample alone."""
+    from transformers import AutoTokenizer
+
+    from lugpi_cli.models import TextClassifier
+    from lugpi_cli.training.data import by_length
+    from lugpi_cli.training.predict import predict_outputs
+
+    widths: list[int] = []
+
+    class Recording(Collator):
+        def __call__(self, items):
+            batch = super().__call__(items)
+            widths.append(int(batch["input_ids"].shape[1]))
+            return batch
+
+    torch.manual_seed(0)
+    model = TextClassifier.from_pretrained(tiny_models["text"], labels=["neg", "pos"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["text"])
+    samples = [Sample(f"s{i}", " ".join(["word"] * (1 + (7 * i) % 23)), "p", i % 2, "test", text_pair="word")
+               for i in range(30)]
+    data = TrainingData(samples)
+    ordered, order = by_length(Recording(tokenizer, 64), data)
+    assert sorted(order) == list(range(30)) and len(ordered) == 30
+    out = predict_outputs(model, data, Recording(tokenizer, 64), batch_size=4)
+    assert widths == sorted(widths, reverse=True) and len(widths) == 8  # longest batch first, then shorter
+    unsorted_tokens = sum(max(len(tokenizer(s.text, s.text_pair)["input_ids"]) for s in samples[i:i + 4]) *
+                          len(samples[i:i + 4]) for i in range(0, 30, 4))
+    sorted_tokens = sum(w * n for w, n in zip(widths, [4] * 7 + [2]))
+    assert sorted_tokens < 0.8 * unsorted_tokens  # far less padding than batching in data order
+    for i in (0, 5, 17, 29):  # each row is its own sample's outputs
+        alone = predict_outputs(model, TrainingData([samples[i]]), Collator(tokenizer, 64), batch_size=1)
+        torch.testing.assert_close(torch.from_numpy(out["logits"][i]), torch.from_numpy(alone["logits"][0]),
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(out["embedding"][i]), torch.from_numpy(alone["embedding"][0]),
+                                   rtol=1e-4, atol=1e-5)
