@@ -30,6 +30,8 @@ def tiny_tables(tiny_models, tiny_csv) -> dict[str, Any]:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, Path):
+        value = str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
