@@ -29,8 +29,11 @@ def test_ctrl_c_during_generate_says_what_was_stored(tmp_path, tiny_models, cli,
             "--split-col", "split", "--model", tiny_models["sd"], "--steps", "10", "--size", "32",
             "--batch-size", "2", "--format", "png", "--json"]
     env = {**os.environ, "LUGPI_WORKSPACE": str(workspace)}
+    # a shell without job control starts background commands with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the command Ctrl-C's default, as in a terminal, whoever runs the suite
     proc = subprocess.Popen([sys.executable, "-m", "lugpi_cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     store = Store(workspace / "store")
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
