@@ -43,6 +43,7 @@ from lugpi_cli.models.common import (
     id2label_from,
     load_weights,
     read_model_config,
+    saved_labels,
     save_model_dir,
     xavier_init_,
 )
@@ -184,10 +185,7 @@ class ArmadaTeacher(nn.Module):
     def load(cls, directory: str | Path) -> ArmadaTeacher:
         """Rebuild from :meth:`save`'s directory (eval mode)."""
         d = Path(directory)
-        cfg = read_model_config(d)
-        if cfg.get("kind") != "armada":
-            raise UserError(f"{d} holds a {cfg.get('kind')!r} model, not an ARMADA teacher")
-        id2label = {int(k): v for k, v in cfg.get("id2label", {}).items()}
+        cfg = read_model_config(d, "armada", "an ARMADA teacher")
         model = cls(
             cfg["image_dim"],
             cfg["num_labels"],
@@ -195,7 +193,7 @@ class ArmadaTeacher(nn.Module):
             proj_dim=cfg["proj_dim"],
             dropout=cfg["dropout"],
             orthogonal_map=cfg.get("orthogonal_map", "cayley"),
-            labels=[id2label[i] for i in range(cfg["num_labels"])] if id2label else None,
+            labels=saved_labels(cfg),
         )
         load_weights(model, d)
         model.model_config["init"] = cfg.get("init", "pretrained")

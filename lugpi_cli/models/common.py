@@ -226,8 +226,8 @@ def write_model_config(directory: Path, config: dict[str, Any]) -> None:
     (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
-def read_model_config(directory: str | Path) -> dict[str, Any]:
-    """The ``lugpi_model.json`` of a saved model directory."""
+def read_model_config(directory: str | Path, kind: str | None = None, what: str = "") -> dict[str, Any]:
+    """The ``lugpi_model.json`` of a saved model directory (of model ``kind``, a ``what``, when given)."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise UserError(f"{Path(directory)} holds no saved lugpi model ({CONFIG_NAME} is missing)")
@@ -237,7 +237,15 @@ def read_model_config(directory: str | Path) -> dict[str, Any]:
             f"{path} was written by a newer lugpi (model format {cfg['format_version']} > {FORMAT_VERSION})",
             hint="upgrade lugpi to load it",
         )
+    if kind is not None and cfg.get("kind") != kind:
+        raise UserError(f"{Path(directory)} holds a {cfg.get('kind')!r} model, not {what or kind}")
     return cfg
+
+
+def saved_labels(cfg: dict[str, Any]) -> list[str] | None:
+    """The label names a saved model's config holds, in label order (None if it holds none)."""
+    id2label = {int(k): v for k, v in cfg.get("id2label", {}).items()}
+    return [id2label[i] for i in range(cfg["num_labels"])] if id2label else None
 
 
 def id2label_from(labels: list[str] | None, num_labels: int) -> dict[int, str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lugpi_cli.errors import UserError
 from lugpi_cli.models.common import (
     INIT_CHOICES,
     check_choice,
     load_hf_config,
     load_weights,
     read_model_config,
+    saved_labels,
     save_weights,
     write_model_config,
 )
@@ -43,15 +43,11 @@ class FusionTeacherIO:
         num_labels: int,
         *,
         init: str = "pretrained",
-        num_heads: int = 8,
-        hidden: int = 768,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        ffn_dim: int = 2048,
-        labels: list[str] | None = None,
-        modality_dropout: float = 0.0,
+        **arch: Any,
     ) -> FusionTeacher:
-        """A teacher on the text model ``text_model`` (hub id or local directory).
+        """A teacher on the text model ``text_model`` (hub id or local directory); ``arch`` are the
+        constructor's keywords (``num_heads``, ``hidden``, ``dropout``, ``activation``, ``ffn_dim``, ``labels``,
+        ``modality_dropout``), with its defaults.
 
         ``init="pretrained"`` loads the text encoder's pre-trained weights (the
         new layers keep PyTorch's default init); ``"xavier"`` builds the text
@@ -66,20 +62,7 @@ class FusionTeacherIO:
             encoder = AutoModel.from_pretrained(str(text_model), config=config)
         else:
             encoder = AutoModel.from_config(config)
-        return cls(
-            encoder,
-            image_dim,
-            num_labels,
-            num_heads=num_heads,
-            hidden=hidden,
-            dropout=dropout,
-            activation=activation,
-            ffn_dim=ffn_dim,
-            labels=labels,
-            text_model=str(text_model),
-            init=init,
-            modality_dropout=modality_dropout,
-        )
+        return cls(encoder, image_dim, num_labels, text_model=str(text_model), init=init, **arch)
 
     def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
         """``model.safetensors`` + ``lugpi_model.json`` + ``text_encoder/config.json`` (+ the tokenizer if given).
@@ -102,11 +85,8 @@ class FusionTeacherIO:
         from transformers import AutoModel
 
         d = Path(directory)
-        cfg = read_model_config(d)
-        if cfg.get("kind") != "fusion":
-            raise UserError(f"{d} holds a {cfg.get('kind')!r} model, not a fusion teacher")
+        cfg = read_model_config(d, "fusion", "a fusion teacher")
         encoder = AutoModel.from_config(load_hf_config(d / TEXT_ENCODER_DIR))
-        id2label = {int(k): v for k, v in cfg.get("id2label", {}).items()}
         model = cls(
             encoder,
             cfg["image_dim"],
@@ -116,7 +96,7 @@ class FusionTeacherIO:
             dropout=cfg["dropout"],
             activation=cfg["activation"],
             ffn_dim=cfg["ffn_dim"],
-            labels=[id2label[i] for i in range(cfg["num_labels"])] if id2label else None,
+            labels=saved_labels(cfg),
             text_model=cfg.get("text_model"),
             modality_dropout=cfg.get("modality_dropout", 0.0),
         )

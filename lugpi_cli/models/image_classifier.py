@@ -15,6 +15,7 @@ from lugpi_cli.models.common import (
     load_weights,
     make_activation,
     read_model_config,
+    saved_labels,
     save_model_dir,
     xavier_init_,
 )
@@ -99,8 +100,7 @@ class ImageClassifier(nn.Module):
 
     @classmethod
     def _from_config(cls, cfg: dict[str, Any]) -> ImageClassifier:
-        id2label = {int(k): v for k, v in cfg.get("id2label", {}).items()}
-        labels = [id2label[i] for i in range(cfg["num_labels"])] if id2label else None
+        labels = saved_labels(cfg)
         return cls(
             cfg["image_dim"],
             cfg["num_labels"],

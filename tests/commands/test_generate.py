@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from lugpi_store import Store, maintenance
+from tests.commands.processes import prompts_csv, start_lugpi, wait_for_images
 
 FAST = ["--steps", "2", "--size", "32", "--format", "png"]
-
-
-def _lugpi(workspace: Path, *args, env_extra=None) -> subprocess.Popen:
-    env = {**os.environ, "LUGPI_WORKSPACE": str(workspace), **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "lugpi_cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _csv(path: Path, n: int) -> Path:
-    path.write_text("text,label,prompt,split\n" + "".join(
-        f"text {i},{i % 2},prompt number {i},{'train' if i % 5 else 'test'}\n" for i in range(n)))
-    return path
 
 
 def test_generate_json_and_second_run(cli, tiny_models, tiny_csv):
@@ -89,7 +73,7 @@ def test_missing_local_model_directory(cli, tiny_csv, tmp_path):
 
 @pytest.mark.slow
 def test_offline_model_not_cached_names_the_model_and_the_fix(tmp_path, tiny_csv):
-    proc = _lugpi(tmp_path / "ws", "generate", tiny_csv, "--text-col", "text", "--label-col", "label",
+    proc = start_lugpi(tmp_path / "ws", "generate", tiny_csv, "--text-col", "text", "--label-col", "label",
                   "--model", "lugpi-tests/never-published", env_extra={"HF_HUB_OFFLINE": "1",
                                                                        "HF_HOME": str(tmp_path / "hf")})
     out, err = proc.communicate(timeout=120)
@@ -100,17 +84,13 @@ def test_offline_model_not_cached_names_the_model_and_the_fix(tmp_path, tiny_csv
 
 @pytest.mark.slow
 def test_kill_minus_9_then_resume(tmp_path, tiny_models, cli, workspace):
-    data = _csv(tmp_path / "many.csv", 40)
+    data = prompts_csv(tmp_path / "many.csv", 40)
     args = ["generate", data, "--text-col", "text", "--label-col", "label", "--prompt-col", "prompt",
             "--split-col", "split", "--model", tiny_models["sd"], "--steps", "20", "--size", "32",
             "--batch-size", "2", "--format", "png"]
-    proc = _lugpi(workspace, *args)
+    proc = start_lugpi(workspace, *args)
     store = Store(workspace / "store")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if store.exists and store.count("images") >= 4:
-            break
-        time.sleep(0.05)
+    wait_for_images(store, proc, 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     done = store.count("images")
@@ -123,11 +103,11 @@ def test_kill_minus_9_then_resume(tmp_path, tiny_models, cli, workspace):
 
 @pytest.mark.slow
 def test_two_processes_shard_one_store(tmp_path, tiny_models, workspace):
-    data = _csv(tmp_path / "many.csv", 30)
+    data = prompts_csv(tmp_path / "many.csv", 30)
     args = ["generate", data, "--text-col", "text", "--label-col", "label", "--prompt-col", "prompt",
             "--split-col", "split", "--model", tiny_models["sd"], *FAST, "--json"]
     # what `accelerate launch --num_processes 2` / torchrun set for each process
-    procs = [_lugpi(workspace, *args, env_extra={"RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r)})
+    procs = [start_lugpi(workspace, *args, env_extra={"RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r)})
              for r in range(2)]
     results = []
     for proc in procs:

@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from lugpi_store import Store
-
-
-def _csv(path: Path, n: int) -> Path:
-    path.write_text("text,label,prompt,split\n" + "".join(
-        f"text {i},{i % 2},prompt number {i},{'train' if i % 5 else 'test'}\n" for i in range(n)))
-    return path
+from tests.commands.processes import prompts_csv, start_lugpi, wait_for_images
 
 
 @pytest.mark.slow
 def test_ctrl_c_during_generate_says_what_was_stored(tmp_path, tiny_models, cli, workspace):
-    data = _csv(tmp_path / "many.csv", 12)
+    data = prompts_csv(tmp_path / "many.csv", 12)
     args = ["generate", data, "--text-col", "text", "--label-col", "label", "--prompt-col", "prompt",
             "--split-col", "split", "--model", tiny_models["sd"], "--steps", "10", "--size", "32",
             "--batch-size", "2", "--format", "png", "--json"]
-    env = {**os.environ, "LUGPI_WORKSPACE": str(workspace)}
-    # a shell without job control starts background commands with SIGINT ignored, and Python then installs no
-    # KeyboardInterrupt handler: give the command Ctrl-C's default, as in a terminal, whoever runs the suite
-    proc = subprocess.Popen([sys.executable, "-m", "lugpi_cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = start_lugpi(workspace, *args)
     store = Store(workspace / "store")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if store.exists and store.count("images") >= 2:
-            break
-        time.sleep(0.05)
+    wait_for_images(store, proc, 2)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
